@@ -1,0 +1,5 @@
+import { GpuguardError } from '../errors.ts';
+
+export async function run(_args: string[]): Promise<number> {
+  throw new GpuguardError('doctor/index: not built yet', 3);
+}

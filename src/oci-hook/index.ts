@@ -1,0 +1,5 @@
+import { GpuguardError } from '../errors.ts';
+
+export async function main(_args: string[]): Promise<number> {
+  throw new GpuguardError('the runtime wrapper is not built yet', 3);
+}

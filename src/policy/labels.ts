@@ -1,0 +1,40 @@
+/** The labels gpuguard puts on a container, under the policy's prefix. */
+import type { EffectiveUser } from './effective.ts';
+
+export type Interface = 'docker' | 'compose' | 'devcontainer';
+
+export const labelKeys = (prefix: string) => ({
+  managed: `${prefix}.managed`,
+  user: `${prefix}.user`,
+  uid: `${prefix}.uid`,
+  group: `${prefix}.group`,
+  interface: `${prefix}.interface`,
+  createdAt: `${prefix}.created_at`,
+  gpuAllocated: `${prefix}.gpu.allocated`,
+  gpuUuid: `${prefix}.gpu.uuid`,
+  gpuAllocatedAt: `${prefix}.gpu.allocated_at`,
+  gpuPriority: `${prefix}.gpu.priority`,
+});
+
+/** A label the user may not set: anything under the prefix. */
+export function isReservedLabel(prefix: string, key: string): boolean {
+  return key === prefix || key.startsWith(`${prefix}.`);
+}
+
+/** Owner labels, in a fixed order so rewritten argv are stable. */
+export function ownerLabels(prefix: string, who: EffectiveUser, iface: Interface, now: Date): [string, string][] {
+  const k = labelKeys(prefix);
+  return [
+    [k.managed, 'true'],
+    [k.user, who.user],
+    [k.uid, String(who.uid)],
+    [k.group, who.group],
+    [k.interface, iface],
+    [k.createdAt, isoSeconds(now)],
+  ];
+}
+
+/** ISO-8601 UTC to the second: 2026-11-23T18:04:05Z. */
+export function isoSeconds(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}

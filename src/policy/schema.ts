@@ -1,0 +1,175 @@
+/**
+ * The policy file's schema: the single source of truth for its shape. The
+ * JSON Schema printed by `gpuguard policy schema` is generated from this, and
+ * the TypeScript types below are inferred from it. Keys are a contract with
+ * the operators' files: add, never rename.
+ */
+import { z } from 'zod';
+
+const SIZE_PATTERN = '^\\d+(\\.\\d+)?\\s*[kmgtpKMGTP]?([iI]?[bB])?$';
+const DURATION_PATTERN = '^\\d+(\\.\\d+)?(ms|s|m|h|d)?$';
+
+/** A docker size: bytes as a number, or "32g", "512m", "1.5GiB". */
+export const Size = z.union([
+  z.number().int().nonnegative(),
+  z.string().regex(new RegExp(SIZE_PATTERN), { error: 'expected a size such as 512m or 32g' }),
+], { error: 'expected a size such as 512m or 32g' });
+
+/** A duration: seconds as a number, or "30m", "10s", "1h". */
+export const Duration = z.union([
+  z.number().nonnegative(),
+  z.string().regex(new RegExp(DURATION_PATTERN), { error: 'expected a duration such as 10s, 30m or 1h' }),
+], { error: 'expected a duration such as 10s, 30m or 1h' });
+
+const positive = () => z.number().positive({ error: 'expected a number greater than 0' });
+const count = () => z.number().int({ error: 'expected a whole number' }).nonnegative({ error: 'expected a whole number, 0 or more' });
+
+/** Per-container limits (`containers` is how many a user may have at once). */
+export const Limits = z.strictObject({
+  cpus: positive().optional(),
+  memory: Size.optional(),
+  pids: count().optional(),
+  shmSize: Size.optional(),
+  containers: count().optional(),
+});
+
+/** All of one user's containers together, enforced by the kernel on the user's parent cgroup. */
+export const Aggregate = z.strictObject({
+  cpus: positive().optional(),
+  memory: Size.optional(),
+  memoryHigh: Size.optional(),
+  pids: count().optional(),
+});
+
+export const GpuQuotaSchema = z.strictObject({
+  max: count().optional(),
+  maxEquivalents: z.number().nonnegative({ error: 'expected a number, 0 or more' }).optional(),
+  perContainer: count().optional(),
+  fullGpu: z.boolean().optional(),
+  priority: z.number().int().optional(),
+});
+
+/** A unix user name, or "@group" for every member of a unix group. */
+const Principal = z.string().min(1);
+
+export const Group = z.strictObject({
+  members: z.array(Principal).default([]),
+  limits: Limits.optional(),
+  aggregate: Aggregate.optional(),
+  gpus: GpuQuotaSchema.optional(),
+});
+
+export const UserOverride = z.strictObject({
+  group: z.string().optional(),
+  limits: Limits.optional(),
+  aggregate: Aggregate.optional(),
+  gpus: GpuQuotaSchema.optional(),
+});
+
+export const MountRule = z.strictObject({
+  /** A host path, or "dir/*" for every directory directly under dir. */
+  source: z.string().startsWith('/', { error: 'expected an absolute path' }),
+  /** A container path; "{name}" is the matched directory's name for a "dir/*" source. */
+  destination: z.string().startsWith('/', { error: 'expected an absolute path' }),
+  readOnly: z.boolean().default(true),
+  /** Skip (and log) instead of failing when the source is missing. */
+  ifExists: z.boolean().default(true),
+  /** With a "dir/*" source: directories whose name ends so are mounted writable. */
+  writableSuffixes: z.array(z.string().min(1)).default([]),
+});
+
+export const RuleMatch = z.strictObject({
+  /** containerd namespace(s): moby (dockerd), concourse, k8s.io, default … */
+  namespace: z.union([z.string(), z.array(z.string())]).optional(),
+  /** Every listed annotation must be present with this value ("*": any value). */
+  annotations: z.record(z.string(), z.string()).optional(),
+  /** Every listed process env variable must be set to this value ("*": any value). */
+  env: z.record(z.string(), z.string()).optional(),
+});
+
+export const RuntimeRule = z.strictObject({
+  name: z.string().min(1),
+  match: RuleMatch.optional(),
+  env: z.record(z.string(), z.string()).optional(),
+  mounts: z.array(MountRule).optional(),
+});
+
+export const PolicySchema = z
+  .strictObject({
+    version: z.literal(1, { error: 'expected version: 1' }),
+    mode: z.enum(['enforce', 'audit']).default('enforce'),
+    labelPrefix: z
+      .string()
+      .regex(/^[a-z0-9]+([.-][a-z0-9]+)*$/, { error: 'expected a label prefix such as ds01 (lower case, digits, dots, dashes)' })
+      .default('ds01'),
+    admins: z.array(Principal).default([]),
+    /** Accounts (CI workers, monitoring) that may act on every container, like admins, without admin rights over policy. */
+    serviceUsers: z.array(Principal).default([]),
+    defaults: z.strictObject({ group: z.string() }).optional(),
+    groups: z.record(z.string(), Group).default({}),
+    users: z.record(z.string(), UserOverride).default({}),
+    cgroup: z.strictObject({ parent: z.string().min(1) }).optional(),
+    docker: z
+      .strictObject({
+        realPath: z.string().startsWith('/', { error: 'expected an absolute path' }).optional(),
+        psFilter: z.enum(['own', 'all']).default('own'),
+        remote: z.enum(['passthrough', 'enforce']).default('passthrough'),
+      })
+      .default({ psFilter: 'own', remote: 'passthrough' }),
+    gpu: z
+      .strictObject({
+        inventory: z.string().default('nvidia-smi'),
+        holdAfterStop: Duration.default('0s'),
+        wait: Duration.default('0s'),
+      })
+      .default({ inventory: 'nvidia-smi', holdAfterStop: '0s', wait: '0s' }),
+    runtime: z
+      .strictObject({
+        realPath: z.string().startsWith('/', { error: 'expected an absolute path' }).optional(),
+        onPolicyError: z.enum(['open', 'closed']).default('open'),
+        gpuEnv: z.enum(['sanitize', 'keep']).default('sanitize'),
+        rules: z.array(RuntimeRule).optional(),
+      })
+      .default({ onPolicyError: 'open', gpuEnv: 'sanitize' }),
+    events: z
+      .strictObject({ log: z.string().startsWith('/', { error: 'expected an absolute path' }).default('/var/log/gpuguard/events.jsonl') })
+      .default({ log: '/var/log/gpuguard/events.jsonl' }),
+  })
+  .superRefine((policy, ctx) => {
+    const known = Object.keys(policy.groups);
+    const unknownGroup = (group: string, path: (string | number)[]) =>
+      ctx.addIssue({
+        code: 'custom',
+        path,
+        message: `unknown group "${group}" (groups defined: ${known.length ? known.join(', ') : 'none'})`,
+      });
+    if (policy.defaults && !known.includes(policy.defaults.group)) unknownGroup(policy.defaults.group, ['defaults', 'group']);
+    for (const [user, override] of Object.entries(policy.users)) {
+      if (override.group !== undefined && !known.includes(override.group)) unknownGroup(override.group, ['users', user, 'group']);
+    }
+    const names = new Set<string>();
+    policy.runtime.rules?.forEach((rule, i) => {
+      if (names.has(rule.name)) ctx.addIssue({ code: 'custom', path: ['runtime', 'rules', i, 'name'], message: `duplicate rule name "${rule.name}"` });
+      names.add(rule.name);
+    });
+  });
+
+export type Policy = z.output<typeof PolicySchema>;
+export type PolicyInput = z.input<typeof PolicySchema>;
+export type LimitsT = z.output<typeof Limits>;
+export type AggregateT = z.output<typeof Aggregate>;
+export type GpuQuotaT = z.output<typeof GpuQuotaSchema>;
+export type RuntimeRuleT = z.output<typeof RuntimeRule>;
+export type MountRuleT = z.output<typeof MountRule>;
+
+/** The rules a host with no explicit `runtime.rules` gets: the seeds' read-only datasets mount. */
+export const DEFAULT_RUNTIME_RULES: RuntimeRuleT[] = [
+  {
+    name: 'datasets',
+    mounts: [{ source: '/srv/datasets', destination: '/srv/datasets', readOnly: true, ifExists: true, writableSuffixes: [] }],
+  },
+];
+
+export function policyJsonSchema(): unknown {
+  return z.toJSONSchema(PolicySchema, { io: 'input', unrepresentable: 'any' });
+}

@@ -1,0 +1,5 @@
+export * from './tools.ts';
+export * from './proc.ts';
+export * from './users.ts';
+export * from './dockerd.ts';
+export * from './nvidia-smi.ts';

@@ -1,0 +1,113 @@
+/**
+ * The one gateway to the real Docker: finding the real CLI (never ourselves),
+ * and reading container state, typed at this edge with zod. Every face and
+ * admin command that needs Docker goes through here.
+ */
+import { execFile } from 'node:child_process';
+import { realpathSync, accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { z } from 'zod';
+import { GpuguardError, RealBinaryError } from '../errors.ts';
+
+/**
+ * The real docker CLI: GPUGUARD_REAL_DOCKER, else the policy's
+ * docker.realPath, else the first `docker` on PATH that is not this binary.
+ * Resolved paths are compared, so a symlink back to us is a loop, reported.
+ */
+export function findRealDocker(env: NodeJS.ProcessEnv, policyRealPath?: string, self: string = process.execPath): string {
+  const selfReal = safeRealpath(self);
+  const check = (candidate: string, source: string) => {
+    const real = safeRealpath(candidate);
+    if (!real) throw new RealBinaryError(`the real docker CLI ${candidate} (from ${source}) does not exist; fix ${source} or install docker.io`);
+    if (real === selfReal) throw new RealBinaryError(`the real docker CLI ${candidate} (from ${source}) is gpuguard itself, which would loop; point ${source} at the real docker binary`);
+    return candidate;
+  };
+  if (env.GPUGUARD_REAL_DOCKER) return check(env.GPUGUARD_REAL_DOCKER, 'GPUGUARD_REAL_DOCKER');
+  if (policyRealPath) return check(policyRealPath, 'the policy key docker.realPath');
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, 'docker');
+    try {
+      accessSync(candidate, constants.X_OK);
+    } catch {
+      continue;
+    }
+    if (safeRealpath(candidate) !== selfReal) return candidate;
+  }
+  throw new RealBinaryError('no real docker CLI found on PATH after gpuguard; set GPUGUARD_REAL_DOCKER or docker.realPath in the policy');
+}
+
+function safeRealpath(p: string): string | undefined {
+  try {
+    return realpathSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+export class DockerError extends GpuguardError {
+  override name = 'DockerError';
+}
+
+/** Run the real docker CLI and capture its output. Environment is passed as is (DOCKER_HOST, contexts). */
+export function dockerCLI(realDocker: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ stdout: string; stderr: string; code: number }> {
+  return new Promise((resolve) => {
+    execFile(realDocker, args, { env, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+      resolve({ stdout, stderr, code });
+    });
+  });
+}
+
+/** What gpuguard reads of a container (`docker inspect`), validated here and nowhere else. */
+export const ContainerDetails = z.looseObject({
+  Id: z.string(),
+  Name: z.string(),
+  Created: z.string(),
+  Image: z.string(),
+  State: z.looseObject({
+    Status: z.string(),
+    Running: z.boolean(),
+    StartedAt: z.string().optional(),
+    FinishedAt: z.string().optional(),
+  }),
+  Config: z.looseObject({
+    Image: z.string().optional(),
+    Labels: z.record(z.string(), z.string()).nullable().optional(),
+    Env: z.array(z.string()).nullable().optional(),
+  }),
+  HostConfig: z.looseObject({
+    Runtime: z.string().optional(),
+    CgroupParent: z.string().optional(),
+    Binds: z.array(z.string()).nullable().optional(),
+    DeviceRequests: z
+      .array(z.looseObject({ Driver: z.string().optional(), Count: z.number().optional(), DeviceIDs: z.array(z.string()).nullable().optional(), Capabilities: z.array(z.array(z.string())).nullable().optional() }))
+      .nullable()
+      .optional(),
+  }),
+  Mounts: z.array(z.looseObject({ Type: z.string().optional(), Source: z.string().optional(), Destination: z.string().optional() })).nullable().optional(),
+});
+export type ContainerDetails = z.infer<typeof ContainerDetails>;
+
+/** Every container (running or not), inspected. */
+export async function inspectAllContainers(realDocker: string, env: NodeJS.ProcessEnv = process.env): Promise<ContainerDetails[]> {
+  const ids = await dockerCLI(realDocker, ['ps', '-aq', '--no-trunc'], env);
+  if (ids.code !== 0) throw new DockerError(`docker ps failed: ${ids.stderr.trim() || `exit ${ids.code}`}`);
+  const list = ids.stdout.split('\n').filter(Boolean);
+  if (!list.length) return [];
+  return inspectContainers(realDocker, list, env);
+}
+
+export async function inspectContainers(realDocker: string, refs: string[], env: NodeJS.ProcessEnv = process.env): Promise<ContainerDetails[]> {
+  const r = await dockerCLI(realDocker, ['container', 'inspect', ...refs], env);
+  // inspect prints what it found even when one ref is gone (exit 1): keep those.
+  let data: unknown;
+  try {
+    data = JSON.parse(r.stdout || '[]');
+  } catch (err) {
+    throw new DockerError(`docker inspect printed something that is not JSON: ${r.stderr.trim()}`, 1, { cause: err });
+  }
+  const parsed = z.array(ContainerDetails).safeParse(data);
+  if (!parsed.success) throw new DockerError(`docker inspect returned an unexpected shape: ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
+}

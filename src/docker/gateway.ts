@@ -111,3 +111,137 @@ export async function inspectContainers(realDocker: string, refs: string[], env:
   if (!parsed.success) throw new DockerError(`docker inspect returned an unexpected shape: ${parsed.error.issues[0]?.message}`);
   return parsed.data;
 }
+
+/** What gpuguard reads of an image: its labels (ownership evidence must not come from them). */
+export const ImageDetails = z.looseObject({
+  Id: z.string(),
+  Config: z.looseObject({ Labels: z.record(z.string(), z.string()).nullable().optional() }).nullable().optional(),
+});
+export type ImageDetails = z.infer<typeof ImageDetails>;
+
+/**
+ * Reading containers and images from the daemon the user's CLI would talk
+ * to: the Engine API on its unix socket when it is local (about 1 ms a
+ * call), else the real CLI with the user's global options (`-H`, `--context`,
+ * `--config`, TLS) replayed.
+ */
+export interface DockerReader {
+  /** Ids of every container, running or not; with filters (dockerd's `ps --filter` semantics), those that match. */
+  listContainerIds(filters?: Record<string, string[]>): Promise<string[]>;
+  /** Inspect refs (names, full or short ids); refs the daemon does not know are returned in `missing`. */
+  inspectContainers(refs: string[]): Promise<{ found: Map<string, ContainerDetails>; missing: string[] }>;
+  /** Labels of each image id; an image that is gone is absent from the map. */
+  imageLabels(ids: string[]): Promise<Map<string, Record<string, string>>>;
+}
+
+export interface ReaderOptions {
+  env?: NodeJS.ProcessEnv;
+  /** The global options as the user typed them (replayed to the CLI). */
+  globalArgs?: string[];
+  /** Which daemon those options point at (see api.ts `localSocket`). */
+  endpoint?: import('./api.ts').Endpoint;
+  /** The real CLI, found lazily: the socket path never needs it. */
+  realDocker?: () => string;
+}
+
+export async function dockerReader(opts: ReaderOptions = {}): Promise<DockerReader> {
+  const env = opts.env ?? process.env;
+  const api = await import('./api.ts');
+  const socket = api.localSocket(env, opts.endpoint);
+  if (socket) return socketReader(socket, api.apiGet);
+  const real = opts.realDocker ? opts.realDocker() : findRealDocker(env);
+  return cliReader(real, opts.globalArgs ?? [], env);
+}
+
+function socketReader(socket: string, apiGet: typeof import('./api.ts').apiGet): DockerReader {
+  const get = async (path: string) => {
+    try {
+      return await apiGet(socket, path);
+    } catch (err) {
+      throw new DockerError(`cannot reach the Docker daemon at unix://${socket} (${(err as NodeJS.ErrnoException).code ?? String(err)}); is dockerd running and may you use its socket?`, 1, { cause: err });
+    }
+  };
+  const failure = (what: string, r: { status: number; body: unknown }) =>
+    new DockerError(`${what}: ${typeof r.body === 'object' && r.body && 'message' in r.body ? String((r.body as { message: unknown }).message) : `HTTP ${r.status}`}`);
+  return {
+    async listContainerIds(filters) {
+      const q = filters ? `&filters=${encodeURIComponent(JSON.stringify(Object.fromEntries(Object.entries(filters).map(([k, vs]) => [k, Object.fromEntries(vs.map((v) => [v, true]))]))))}` : '';
+      const r = await get(`/containers/json?all=1${q}`);
+      if (r.status !== 200) throw failure('listing containers failed', r);
+      return z.array(z.looseObject({ Id: z.string() })).parse(r.body).map((c) => c.Id);
+    },
+    async inspectContainers(refs) {
+      const found = new Map<string, ContainerDetails>();
+      const missing: string[] = [];
+      await Promise.all(
+        refs.map(async (ref) => {
+          const r = await get(`/containers/${encodeURIComponent(ref)}/json`);
+          if (r.status === 404) return void missing.push(ref);
+          if (r.status !== 200) throw failure(`inspecting container ${ref} failed`, r);
+          const parsed = ContainerDetails.safeParse(r.body);
+          if (!parsed.success) throw new DockerError(`container ${ref}: unexpected inspect shape: ${parsed.error.issues[0]?.message}`);
+          found.set(ref, parsed.data);
+        }),
+      );
+      return { found, missing };
+    },
+    async imageLabels(ids) {
+      const out = new Map<string, Record<string, string>>();
+      await Promise.all(
+        [...new Set(ids)].map(async (id) => {
+          const r = await get(`/images/${encodeURIComponent(id)}/json`);
+          if (r.status !== 200) return;
+          const parsed = ImageDetails.safeParse(r.body);
+          if (parsed.success) out.set(id, parsed.data.Config?.Labels ?? {});
+        }),
+      );
+      return out;
+    },
+  };
+}
+
+function cliReader(real: string, globalArgs: string[], env: NodeJS.ProcessEnv): DockerReader {
+  return {
+    async listContainerIds(filters) {
+      const f = Object.entries(filters ?? {}).flatMap(([k, vs]) => vs.flatMap((v) => ['--filter', `${k}=${v}`]));
+      const r = await dockerCLI(real, [...globalArgs, 'ps', '-aq', '--no-trunc', ...f], env);
+      if (r.code !== 0) throw new DockerError(`docker ps failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+      return r.stdout.split('\n').filter(Boolean);
+    },
+    async inspectContainers(refs) {
+      const found = new Map<string, ContainerDetails>();
+      const missing: string[] = [];
+      if (!refs.length) return { found, missing };
+      const r = await dockerCLI(real, [...globalArgs, 'container', 'inspect', ...refs], env);
+      let data: unknown;
+      try {
+        data = JSON.parse(r.stdout || '[]');
+      } catch (err) {
+        throw new DockerError(`docker inspect printed something that is not JSON: ${r.stderr.trim()}`, 1, { cause: err });
+      }
+      const list = z.array(ContainerDetails).parse(data);
+      // The daemon's order of resolution: full id, exact name, unique id prefix.
+      for (const ref of refs) {
+        const c = list.find((d) => d.Id === ref) ?? list.find((d) => d.Name === `/${ref}`) ?? list.find((d) => d.Id.startsWith(ref));
+        if (c) found.set(ref, c);
+        else missing.push(ref);
+      }
+      return { found, missing };
+    },
+    async imageLabels(ids) {
+      const out = new Map<string, Record<string, string>>();
+      const unique = [...new Set(ids)];
+      if (!unique.length) return out;
+      const r = await dockerCLI(real, [...globalArgs, 'image', 'inspect', ...unique], env);
+      let data: unknown = [];
+      try {
+        data = JSON.parse(r.stdout || '[]');
+      } catch {
+        /* no images found */
+      }
+      const parsed = z.array(ImageDetails).safeParse(data);
+      if (parsed.success) for (const img of parsed.data) out.set(img.Id, img.Config?.Labels ?? {});
+      return out;
+    },
+  };
+}

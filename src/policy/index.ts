@@ -4,3 +4,4 @@ export * from './identity.ts';
 export * from './effective.ts';
 export * from './labels.ts';
 export * from './units.ts';
+export * from './ownership.ts';

@@ -1,0 +1,52 @@
+/**
+ * The host facts owner detection needs: the user database (getent, so LDAP
+ * users resolve), file owners (stat), and image labels read beforehand from
+ * Docker, once per distinct image. Lookups are cached for one process.
+ */
+import { execFileSync } from 'node:child_process';
+import { statSync } from 'node:fs';
+import type { ContainerDetails, DockerReader } from '../docker/gateway.ts';
+import { AIME_USER_LABEL, detectOwner, type Owner, type OwnerFacts, type UserEntry } from './detect.ts';
+
+export function hostFacts(images: Map<string, Record<string, string>>): OwnerFacts {
+  const byKey = new Map<string, UserEntry | undefined>();
+  const lookup = (key: string): UserEntry | undefined => {
+    if (byKey.has(key)) return byKey.get(key);
+    let entry: UserEntry | undefined;
+    try {
+      const line = execFileSync('getent', ['passwd', key], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')[0]!;
+      const [user, , uid] = line.split(':');
+      if (user && uid !== undefined && /^\d+$/.test(uid)) entry = { user, uid: Number(uid) };
+    } catch {
+      entry = undefined;
+    }
+    byKey.set(key, entry);
+    return entry;
+  };
+  return {
+    imageLabels: (id) => images.get(id),
+    userByUid: (uid) => lookup(String(uid)),
+    // A purely numeric "name" would be looked up as a uid by getent: not a name.
+    userByName: (name) => (/^\d+$/.test(name) ? undefined : lookup(name)),
+    ownerUid: (path) => {
+      try {
+        return statSync(path).uid;
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}
+
+/** Images whose labels matter: those of containers that carry an owner or interface label. */
+export function imagesToCheck(containers: ContainerDetails[], prefix: string): string[] {
+  const keys = [`${prefix}.user`, `${prefix}.interface`, AIME_USER_LABEL];
+  return [...new Set(containers.filter((c) => keys.some((k) => c.Config.Labels?.[k] !== undefined)).map((c) => c.Image))];
+}
+
+/** Owners of these containers, reading each distinct image once. */
+export async function ownersOf(reader: DockerReader, containers: ContainerDetails[], prefix: string): Promise<{ owners: Owner[]; facts: OwnerFacts }> {
+  const images = await reader.imageLabels(imagesToCheck(containers, prefix));
+  const facts = hostFacts(images);
+  return { owners: containers.map((c) => detectOwner(c, prefix, facts)), facts };
+}

@@ -27,20 +27,23 @@ export interface Endpoint {
  * the CLI itself, which knows how.
  */
 export function localSocket(env: NodeJS.ProcessEnv, ep: Endpoint = {}): string | undefined {
+  // The docker CLI's order (cli/command/cli.go resolveContextName): --context,
+  // -H, DOCKER_HOST, DOCKER_CONTEXT, the config file's currentContext.
   const hosts = ep.hosts ?? [];
-  if (hosts.length > 1) return undefined;
-  const context = ep.context ?? env.DOCKER_CONTEXT;
-  if (hosts.length === 0) {
-    if (context && context !== 'default') return undefined;
-    if (env.DOCKER_HOST) return unixPath(env.DOCKER_HOST);
-    if (!context && currentContext(ep.config ?? env.DOCKER_CONFIG) !== 'default') return undefined;
-    return DEFAULT_SOCKET;
+  if (ep.context !== undefined) {
+    if (ep.context !== 'default' || hosts.length) return undefined; // docker refuses --context with -H
+    return env.DOCKER_HOST ? unixPath(env.DOCKER_HOST) : DEFAULT_SOCKET;
   }
-  return unixPath(hosts[0]!);
+  if (hosts.length > 1) return undefined;
+  if (hosts.length === 1) return unixPath(hosts[0]!);
+  if (env.DOCKER_HOST) return unixPath(env.DOCKER_HOST);
+  if (env.DOCKER_CONTEXT) return env.DOCKER_CONTEXT === 'default' ? DEFAULT_SOCKET : undefined;
+  return currentContext(ep.config ?? env.DOCKER_CONFIG) === 'default' ? DEFAULT_SOCKET : undefined;
 }
 
 function unixPath(host: string): string | undefined {
   if (host.startsWith('unix://')) return host.slice('unix://'.length) || DEFAULT_SOCKET;
+  if (host.startsWith('/')) return host;
   return undefined;
 }
 

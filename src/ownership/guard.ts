@@ -40,6 +40,9 @@ export interface GuardRequest {
 }
 
 export interface GuardResult {
+  /** Who asked (absent when the command needed no decision). */
+  actor?: import('../policy/effective.ts').EffectiveUser;
+  policy?: import('../policy/schema.ts').Policy;
   /** The words after the subcommand to hand over (unchanged except for `docker ps`). */
   args: string[];
   /** What was decided, for the event log. */
@@ -47,10 +50,15 @@ export interface GuardResult {
   reasons: string[];
 }
 
+/**
+ * Decide; never throws a refusal (the caller logs it first, then refuses
+ * with {@link OwnershipDenied}). `decision: 'deny'` carries one reason per
+ * refused container.
+ */
 export async function guard(req: GuardRequest): Promise<GuardResult> {
   const env = req.env ?? process.env;
   const what = classify(req.command);
-  const pass: GuardResult = { args: [...req.args], decision: 'allow', reasons: [] };
+  let pass: GuardResult = { args: [...req.args], decision: 'allow', reasons: [] };
   if (what.kind === 'other') return pass;
   const targets = what.kind === 'containers' ? targetsOf(what.spec, req.args) : [];
   if (what.kind === 'containers' && targets.length === 0) return pass;
@@ -58,8 +66,10 @@ export async function guard(req: GuardRequest): Promise<GuardResult> {
   const { loadPolicy, currentIdentity, resolveUser, mayActOn, listsOnlyOwn } = await import('../policy/index.ts');
   const policy = req.policy ?? loadPolicy(env).policy;
   const actor = req.actor ?? resolveUser(policy, currentIdentity(env));
+  pass = { ...pass, actor, policy };
   if (what.kind === 'ps' && !listsOnlyOwn(actor, policy.docker.psFilter)) return pass;
-  if (what.kind === 'containers' && (actor.isAdmin || actor.isServiceUser)) return pass;
+  // Anyone who may act on every container (admins, service users, root) pays for no query.
+  if (what.kind === 'containers' && mayActOn(actor, { user: undefined, method: 'none' }).allow) return pass;
 
   const { dockerReader } = await import('../docker/gateway.ts');
   const { ownersOf } = await import('./facts.ts');
@@ -74,7 +84,7 @@ export async function guard(req: GuardRequest): Promise<GuardResult> {
     const containers = [...found.values()];
     const { owners } = await ownersOf(reader, containers, prefix);
     const own = containers.filter((_, i) => mayActOn(actor, owners[i]!).allow).map((c) => c.Id);
-    return { args: rewritePs(req.args, own), decision: 'rewrite', reasons: [`docker ps lists the ${own.length} container(s) of ${actor.user}`] };
+    return { actor, policy, args: rewritePs(req.args, own), decision: 'rewrite', reasons: [`docker ps lists the ${own.length} container(s) of ${actor.user}`] };
   }
 
   const { found } = await reader.inspectContainers(targets);
@@ -94,7 +104,65 @@ export async function guard(req: GuardRequest): Promise<GuardResult> {
         : `container ${shown} belongs to ${owner.user} (method: ${owner.method}, ${owner.evidence}); only ${owner.user} or an admin may ${what.name} it`,
     );
   });
-  if (!refused.length) return { ...pass, reasons: [`${actor.user} owns ${refs.join(', ')}`] };
-  if (policy.mode === 'audit') return { ...pass, decision: 'warn', reasons: refused };
-  throw new OwnershipDenied(refused.join('; '));
+  if (!refused.length) return { ...pass, actor, policy, reasons: [`${actor.user} may act on ${refs.join(', ')}`] };
+  if (policy.mode === 'audit') return { ...pass, actor, policy, decision: 'warn', reasons: refused };
+  return { ...pass, actor, policy, decision: 'deny', reasons: refused };
 }
+
+/** The shim's view of the global options (docker-shim/globals.ts GlobalScan), as far as the guard needs it. */
+export interface ShimGlobals {
+  command?: string;
+  commandIndex: number;
+  hosts: string[];
+  context?: string;
+  config?: string;
+  error?: string;
+}
+
+/** The subcommand words of a docker argv: ["stop"] or ["container", "stop"]; undefined when there is none. */
+export function commandWords(args: readonly string[], g: ShimGlobals): { words: string[]; rest: number } | undefined {
+  if (g.error || g.command === undefined) return undefined;
+  if (g.command === 'container') return { words: args.slice(g.commandIndex, g.commandIndex + 2), rest: g.commandIndex + 2 };
+  return { words: [g.command], rest: g.commandIndex + 1 };
+}
+
+/**
+ * The shim's entry for guarded commands: decide, log a refusal or an audit
+ * warning, refuse (exit 1) or return the argv to hand over.
+ */
+export async function guardShimCommand(args: readonly string[], g: ShimGlobals, target: { local: boolean; why: string }, env: NodeJS.ProcessEnv): Promise<string[]> {
+  const cw = commandWords(args, g);
+  if (!cw) return [...args];
+  const what = classify(cw.words);
+  const rest = args.slice(cw.rest);
+  if (what.kind === 'other' || (what.kind === 'containers' && targetsOf(what.spec, rest).length === 0)) return [...args];
+  const { loadPolicy } = await import('../policy/load.ts');
+  const { policy } = loadPolicy(env);
+  if (!target.local && policy.docker.remote !== 'enforce') return [...args];
+  const { findRealDocker } = await import('../docker/gateway.ts');
+  const r = await guard({
+    command: cw.words,
+    args: rest,
+    globalArgs: args.slice(0, g.commandIndex),
+    endpoint: { hosts: g.hosts, ...(g.context !== undefined ? { context: g.context } : {}), ...(g.config !== undefined ? { config: g.config } : {}) },
+    env,
+    policy,
+    realDocker: () => findRealDocker(env, policy.docker.realPath),
+  });
+  if ((r.decision === 'deny' || r.decision === 'warn') && r.actor) {
+    const { appendEvent } = await import('../events/log.ts');
+    appendEvent(policy.events.log, {
+      face: 'docker',
+      decision: r.decision,
+      user: r.actor.user,
+      uid: r.actor.uid,
+      argv: ['docker', ...args].slice(0, 64),
+      reasons: r.reasons,
+      ...(policy.mode === 'audit' ? { mode: 'audit' } : {}),
+    });
+  }
+  if (r.decision === 'deny') throw new OwnershipDenied(r.reasons.join('; '));
+  if (r.decision === 'warn') for (const reason of r.reasons) process.stderr.write(`gpuguard: warning (audit mode): ${reason}\n`);
+  return [...args.slice(0, cw.rest), ...r.args];
+}
+

@@ -1,7 +1,8 @@
 /**
  * May this user act on that container? The one rule, pure: admins and the
- * policy's service users act on every container; anyone else only on
- * containers shown to be theirs. A container nobody can be shown to own is
+ * policy's service users act on every container, and so does root acting
+ * as itself (it owns the socket anyway); anyone else only on containers
+ * shown to be theirs. A container nobody can be shown to own is
  * not theirs either (an admin can act on it, or attribute it).
  */
 import type { EffectiveUser } from './effective.ts';
@@ -13,9 +14,12 @@ export interface OwnerClaim {
   method: string;
 }
 
-export type ActDecision = { allow: true; why: 'admin' | 'service-user' | 'owner' } | { allow: false; why: 'other-owner' | 'unknown-owner' };
+export type ActDecision = { allow: true; why: 'root' | 'admin' | 'service-user' | 'owner' } | { allow: false; why: 'other-owner' | 'unknown-owner' };
 
-export function mayActOn(actor: Pick<EffectiveUser, 'user' | 'isAdmin' | 'isServiceUser'>, owner: OwnerClaim): ActDecision {
+type Actor = Pick<EffectiveUser, 'user' | 'uid' | 'isAdmin' | 'isServiceUser'>;
+
+export function mayActOn(actor: Actor, owner: OwnerClaim): ActDecision {
+  if (actor.uid === 0) return { allow: true, why: 'root' };
   if (actor.isAdmin) return { allow: true, why: 'admin' };
   if (actor.isServiceUser) return { allow: true, why: 'service-user' };
   if (owner.user === undefined) return { allow: false, why: 'unknown-owner' };
@@ -24,6 +28,6 @@ export function mayActOn(actor: Pick<EffectiveUser, 'user' | 'isAdmin' | 'isServ
 }
 
 /** Whether `docker ps` shows this user only their own containers. */
-export function listsOnlyOwn(actor: Pick<EffectiveUser, 'isAdmin' | 'isServiceUser'>, psFilter: 'own' | 'all'): boolean {
-  return psFilter === 'own' && !actor.isAdmin && !actor.isServiceUser;
+export function listsOnlyOwn(actor: Actor, psFilter: 'own' | 'all'): boolean {
+  return psFilter === 'own' && !mayActOn(actor, { user: undefined, method: 'none' }).allow;
 }

@@ -221,3 +221,22 @@ test('docker ps rewrite: own ids added, the user\'s own id filters replaced, eve
   assert.deepEqual(rewritePs(['-a'], []), ['--filter', 'id=gpuguard-none', '-a']);
   assert.deepEqual(psIdFilters(['-f', 'id=abc', '--filter=id=def', '-f', 'name=id=x', '--format', 'id=zzz']), ['abc', 'def']);
 });
+
+test('localSocket: which daemon the CLI would talk to, in the CLI\'s order', async () => {
+  const { localSocket, DEFAULT_SOCKET } = await import('../../src/docker/api.ts');
+  const noConfig = '/nonexistent-gg-config';
+  const cases: [NodeJS.ProcessEnv, Parameters<typeof localSocket>[1], string | undefined][] = [
+    [{}, { config: noConfig }, DEFAULT_SOCKET],
+    [{ DOCKER_HOST: 'unix:///tmp/d.sock' }, {}, '/tmp/d.sock'],
+    [{ DOCKER_HOST: 'tcp://10.0.0.1:2376' }, {}, undefined],
+    [{ DOCKER_HOST: 'ssh://host' }, { hosts: ['unix:///tmp/h.sock'] }, '/tmp/h.sock'],
+    [{}, { hosts: ['tcp://x:1'] }, undefined],
+    [{}, { hosts: ['unix:///a', 'unix:///b'] }, undefined],
+    [{}, { context: 'remote' }, undefined],
+    [{}, { context: 'default' }, DEFAULT_SOCKET],
+    [{ DOCKER_HOST: 'unix:///tmp/d.sock', DOCKER_CONTEXT: 'remote' }, {}, '/tmp/d.sock'],
+    [{ DOCKER_CONTEXT: 'remote' }, {}, undefined],
+    [{ DOCKER_CONTEXT: 'default' }, {}, DEFAULT_SOCKET],
+  ];
+  for (const [env, ep, want] of cases) assert.equal(localSocket(env, ep), want, JSON.stringify([env, ep]));
+});

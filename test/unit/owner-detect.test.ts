@@ -132,9 +132,12 @@ test('interface and GPUs', () => {
 });
 
 test('mayActOn: owners, admins and service users pass; others and unknown owners do not', () => {
-  const alice = { user: 'alice', isAdmin: false, isServiceUser: false };
-  const admin = { user: 'root-ish', isAdmin: true, isServiceUser: false };
-  const ci = { user: 'concourse', isAdmin: false, isServiceUser: true };
+  const alice = { user: 'alice', uid: 1001, isAdmin: false, isServiceUser: false };
+  const admin = { user: 'datasciencelab', uid: 1500, isAdmin: true, isServiceUser: false };
+  const ci = { user: 'concourse', uid: 1600, isAdmin: false, isServiceUser: true };
+  const root = { user: 'root', uid: 0, isAdmin: false, isServiceUser: false };
+  assert.deepEqual(mayActOn(root, { user: 'bob', method: 'label' }), { allow: true, why: 'root' });
+  assert.equal(listsOnlyOwn(root, 'own'), false);
   assert.deepEqual(mayActOn(alice, { user: 'alice', method: 'label' }), { allow: true, why: 'owner' });
   assert.deepEqual(mayActOn(alice, { user: 'bob', method: 'label' }), { allow: false, why: 'other-owner' });
   assert.deepEqual(mayActOn(alice, { user: undefined, method: 'none' }), { allow: false, why: 'unknown-owner' });

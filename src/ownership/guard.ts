@@ -8,7 +8,12 @@
  */
 import { GpuguardError } from '../errors.ts';
 import type { Endpoint } from '../docker/api.ts';
-import { classify, psIdFilters, rewritePs, targetsOf } from './commands.ts';
+import { classify, psIdFilters, rewritePs, scan, targetsOf, type Classified } from './commands.ts';
+
+/** `docker stats` with no container names: every running container. */
+function isStatsOfAll(what: Classified, args: readonly string[]): boolean {
+  return what.kind === 'containers' && what.name === 'stats' && targetsOf(what.spec, args).length === 0 && !scan(what.spec, args).help;
+}
 
 /** A refusal: another user's container (docker's own exit code for a failed command: 1). */
 export class OwnershipDenied extends GpuguardError {
@@ -61,13 +66,14 @@ export async function guard(req: GuardRequest): Promise<GuardResult> {
   let pass: GuardResult = { args: [...req.args], decision: 'allow', reasons: [] };
   if (what.kind === 'other') return pass;
   const targets = what.kind === 'containers' ? targetsOf(what.spec, req.args) : [];
-  if (what.kind === 'containers' && targets.length === 0) return pass;
+  const listing = what.kind === 'ps' || isStatsOfAll(what, req.args);
+  if (what.kind === 'containers' && targets.length === 0 && !listing) return pass;
 
   const { loadPolicy, currentIdentity, resolveUser, mayActOn, listsOnlyOwn } = await import('../policy/index.ts');
   const policy = req.policy ?? loadPolicy(env).policy;
   const actor = req.actor ?? resolveUser(policy, currentIdentity(env));
   pass = { ...pass, actor, policy };
-  if (what.kind === 'ps' && !listsOnlyOwn(actor, policy.docker.psFilter)) return pass;
+  if (listing && !listsOnlyOwn(actor, policy.docker.psFilter)) return pass;
   // Anyone who may act on every container (admins, service users, root) pays for no query.
   if (what.kind === 'containers' && mayActOn(actor, { user: undefined, method: 'none' }).allow) return pass;
 
@@ -75,6 +81,18 @@ export async function guard(req: GuardRequest): Promise<GuardResult> {
   const { ownersOf } = await import('./facts.ts');
   const reader = await dockerReader({ env, globalArgs: [...(req.globalArgs ?? [])], endpoint: req.endpoint, realDocker: req.realDocker });
   const prefix = policy.labelPrefix;
+
+  if (what.kind === 'containers' && listing) {
+    // `docker stats` with no names shows every running container: name the user's own instead.
+    const all = scan(what.spec, req.args).flags.some((f) => f.name === '-a' || f.name === '--all');
+    const ids = await reader.listContainerIds(all ? undefined : { status: ['running'] });
+    const { found } = await reader.inspectContainers(ids);
+    const containers = [...found.values()];
+    const { owners } = await ownersOf(reader, containers, prefix);
+    const own = containers.filter((_, i) => mayActOn(actor, owners[i]!).allow).map((c) => c.Id.slice(0, 12));
+    if (!own.length) return { ...pass, decision: 'deny', reasons: [`${actor.user} has no ${all ? '' : 'running '}containers; docker stats without names would show other users' containers`] };
+    return { ...pass, args: [...req.args, ...own], decision: 'rewrite', reasons: [`docker stats shows the ${own.length} container(s) of ${actor.user}`] };
+  }
 
   if (what.kind === 'ps') {
     // Ids the user's own id filters select (the daemon decides how they match), else all.
@@ -135,7 +153,7 @@ export async function guardShimCommand(args: readonly string[], g: ShimGlobals, 
   if (!cw) return [...args];
   const what = classify(cw.words);
   const rest = args.slice(cw.rest);
-  if (what.kind === 'other' || (what.kind === 'containers' && targetsOf(what.spec, rest).length === 0)) return [...args];
+  if (what.kind === 'other' || (what.kind === 'containers' && targetsOf(what.spec, rest).length === 0 && !isStatsOfAll(what, rest))) return [...args];
   const { loadPolicy } = await import('../policy/load.ts');
   const { policy } = loadPolicy(env);
   if (!target.local && policy.docker.remote !== 'enforce') return [...args];

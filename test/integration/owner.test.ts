@@ -6,7 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { BINARY, FIXTURES, IS_ROOT, ensureTestUsers, missing, run, runAs, startDockerd, type PrivateDockerd } from '../harness/index.ts';
@@ -30,9 +30,14 @@ before(async () => {
   ensureTestUsers();
   d = await startDockerd({ socketGroup: 'gg-docker' });
   dir = mkdtempSync('/tmp/gg-owner-');
-  // The shim's faces: symlinks named docker / gpuguard to the compiled binary.
+  chmodSync(dir, 0o755);
+  // The shim's face: a symlink named docker to the compiled binary.
   symlinkSync(BINARY, join(dir, 'docker'));
-  writeFileSync(join(dir, 'policy.yaml'), `${await import('node:fs').then((fs) => fs.readFileSync(lab, 'utf8'))}docker: {realPath: ${d.realDocker}}\nevents: {log: ${dir}/events.jsonl}\n`);
+  mkdirSync(join(dir, 'events'), { mode: 0o1777 });
+  chmodSync(join(dir, 'events'), 0o1777);
+  const policy = `${readFileSync(lab, 'utf8')}docker: {realPath: ${d.realDocker}}\nevents: {log: ${dir}/events/events.jsonl}\n`;
+  writeFileSync(join(dir, 'policy.yaml'), policy);
+  writeFileSync(join(dir, 'audit.yaml'), `${policy}mode: audit\n`);
 });
 
 after(async () => {
@@ -127,4 +132,111 @@ test('gpuguard ps --json: owner and method for containers made with raw docker, 
   const none = await gg(['who', 'no-such-container']);
   assert.equal(none.code, 1);
   assert.match(none.stderr, /no such container: no-such-container/);
+});
+
+const shim = (user: string, args: string[], policy = 'policy.yaml') => runAs(user, join(dir, 'docker'), args, { env: { ...d!.clientEnv, GPUGUARD_POLICY: join(dir, policy) } });
+const running = async (name: string) => (await d!.docker(['inspect', '-f', '{{.State.Running}}', name])).stdout.trim() === 'true';
+const names = (out: string) => out.split('\n').filter(Boolean).sort();
+
+test('isolation: bob cannot touch alice\'s container, the admin can, docker ps shows each their own', async (t) => {
+  if (missing(t, { root: true }) || !d) return;
+  const a1 = await shim('alice', ['run', '-d', '--name', 'a1', 'bb', 'sleep', '600']);
+  assert.equal(a1.code, 0, a1.stderr);
+  const a1Id = a1.stdout.trim();
+  const b1 = await shim('bob', ['run', '-d', '--name', 'b1', 'bb', 'sleep', '600']);
+  assert.equal(b1.code, 0, b1.stderr);
+  const b1Id = b1.stdout.trim();
+  // bob's, by a bind mount under his home (made with raw docker, no labels)
+  const bobDir = ownedDir(`/home/bob/gg-iso-${Date.now().toString(36)}`, 'bob');
+  homeDirs.push(bobDir);
+  await raw(['run', '-d', '--name', 'b-raw', '-v', `${bobDir}:/w`, 'bb', 'sleep', '600']);
+
+  const refused: string[][] = [
+    ['stop', 'a1'],
+    ['exec', 'a1', 'true'],
+    ['rm', '-f', 'a1'],
+    ['logs', 'a1'],
+    ['container', 'stop', '-t', '0', 'a1'],
+    ['kill', '-s', 'KILL', a1Id.slice(0, 12)],
+    ['restart', a1Id],
+    ['exec', '-u', 'root', '-w', '/', 'a1', 'sh', '-c', 'true'],
+    ['inspect', 'a1'],
+    ['container', 'inspect', '-f', '{{.Config.Env}}', 'a1'],
+    ['cp', 'a1:/etc/hostname', '-'],
+    ['pause', 'a1'],
+    ['update', '--cpus', '1', 'a1'],
+    ['rename', 'a1', 'mine'],
+    ['top', 'a1'],
+    ['stop', 'b1', 'a1'], // several at once: nothing happens to b1 either
+  ];
+  for (const args of refused) {
+    const r = await shim('bob', args);
+    assert.equal(r.code, 1, `bob: docker ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, /^gpuguard: container "a1"( \(a1\))?|^gpuguard: container "[0-9a-f]+" \(a1\)/, args.join(' '));
+    assert.match(r.stderr, /belongs to alice \(method: label, label ds01\.user=alice\); only alice or an admin may \w+ it\n$/, args.join(' '));
+    assert.equal(r.stdout, '', args.join(' '));
+  }
+  assert.ok(await running('a1'), 'a1 keeps running');
+  assert.ok(await running('b1'), 'b1 was not stopped by the refused `stop b1 a1`');
+  assert.equal((await d.docker(['inspect', '-f', '{{.Name}}', a1Id])).stdout.trim(), '/a1', 'not renamed');
+
+  // What bob may do to his own containers works, found by any method.
+  assert.equal((await shim('bob', ['exec', 'b1', 'true'])).code, 0);
+  assert.equal((await shim('bob', ['logs', 'b-raw'])).code, 0);
+  assert.equal((await shim('bob', ['inspect', '--type', 'image', '-f', '{{.Id}}', 'bb'])).code, 0, 'inspect of an image is no container');
+  const gone = await shim('bob', ['stop', 'no-such-container']);
+  assert.equal(gone.code, 1);
+  assert.match(gone.stderr, /No such container: no-such-container/i, 'docker itself reports unknown containers');
+
+  // docker ps: each sees their own, with their own filters and formats.
+  const ps = async (user: string, args: string[]) => {
+    const r = await shim(user, ['ps', ...args]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout;
+  };
+  // (the first test's containers are on this daemon too: look at this test's names only)
+  const mine = (out: string) => names(out).filter((n) => ['a1', 'b1', 'b-raw', 'bind-bob', 'vsc-dev', 'compose-web'].includes(n));
+  assert.deepEqual(mine(await ps('bob', ['--format', '{{.Names}}'])), ['b-raw', 'b1', 'bind-bob']);
+  assert.deepEqual(names(await ps('bob', ['-a', '--format', '{{.Names}}', '--filter', 'name=b1'])), ['b1']);
+  assert.deepEqual(names(await ps('bob', ['-q', '--no-trunc', '--filter', `id=${a1Id}`])), []);
+  assert.deepEqual(names(await ps('bob', ['-q', '--no-trunc', '-f', `id=${b1Id.slice(0, 12)}`])), [b1Id]);
+  assert.deepEqual(names(await ps('bob', ['-aq', '--filter', 'name=a1'])), []);
+  assert.doesNotMatch(await ps('bob', []), /\ba1\b/);
+  assert.match(await ps('bob', []), /^CONTAINER ID +IMAGE/);
+  assert.deepEqual(mine(await ps('alice', ['--format', '{{.Names}}'])), ['a1', 'vsc-dev']);
+  assert.deepEqual(mine(await ps('carol', ['-a', '--format', '{{.Names}}'])), ['compose-web']);
+  assert.deepEqual(mine(await ps('dsadmin', ['--format', '{{.Names}}'])), ['a1', 'b-raw', 'b1', 'bind-bob', 'compose-web', 'vsc-dev']);
+  const stats = await shim('bob', ['stats', '--no-stream', '--format', '{{.Name}}']);
+  assert.equal(stats.code, 0, stats.stderr);
+  assert.deepEqual(mine(stats.stdout), ['b-raw', 'b1', 'bind-bob']);
+  assert.equal(names(stats.stdout).includes('a1'), false);
+
+  // The refusal is in the event log.
+  const events = readFileSync(join(dir, 'events/events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(events.some((e) => e.decision === 'deny' && e.user === 'bob' && e.argv.join(' ') === 'docker stop a1'));
+
+  // Audit mode: decided, logged, warned, not refused.
+  const audit = await shim('bob', ['logs', 'a1'], 'audit.yaml');
+  assert.equal(audit.code, 0, audit.stderr);
+  assert.match(audit.stderr, /warning \(audit mode\): container "a1" belongs to alice/);
+
+  // The admin may do everything; the owner too.
+  for (const args of [['logs', 'a1'], ['exec', 'a1', 'true'], ['inspect', '-f', '{{.Id}}', 'a1'], ['exec', 'b1', 'true']]) {
+    const r = await shim('dsadmin', args);
+    assert.equal(r.code, 0, `dsadmin: docker ${args.join(' ')}: ${r.stderr}`);
+  }
+  assert.equal((await shim('alice', ['exec', 'a1', 'true'])).code, 0);
+  assert.equal((await shim('alice', ['stop', '-t', '0', 'a1'])).code, 0);
+  assert.equal(await running('a1'), false);
+  assert.equal((await shim('dsadmin', ['rm', '-f', 'a1', 'b1'])).code, 0);
+  assert.equal((await d.docker(['inspect', 'a1'])).code, 1, 'a1 is gone');
+});
+
+test('a container with no known owner: only an admin may act on it', async (t) => {
+  if (missing(t, { root: true }) || !d) return;
+  await raw(['create', '--name', 'orphan', 'bb', 'true']);
+  const r = await shim('bob', ['rm', 'orphan']);
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, 'gpuguard: container "orphan" has no known owner (method: none); only an admin may rm it\n');
+  assert.equal((await shim('dsadmin', ['rm', 'orphan'])).code, 0);
 });

@@ -141,16 +141,15 @@ export interface ReaderOptions {
   /** Which daemon those options point at (see api.ts `localSocket`). */
   endpoint?: import('./api.ts').Endpoint;
   /** The real CLI, found lazily: the socket path never needs it. */
-  realDocker?: () => string;
+  realDocker: () => string;
 }
 
-export async function dockerReader(opts: ReaderOptions = {}): Promise<DockerReader> {
+export async function dockerReader(opts: ReaderOptions): Promise<DockerReader> {
   const env = opts.env ?? process.env;
   const api = await import('./api.ts');
   const socket = api.localSocket(env, opts.endpoint);
   if (socket) return socketReader(socket, api.apiGet);
-  const real = opts.realDocker ? opts.realDocker() : findRealDocker(env);
-  return cliReader(real, opts.globalArgs ?? [], env);
+  return cliReader(opts.realDocker(), opts.globalArgs ?? [], env);
 }
 
 function socketReader(socket: string, apiGet: typeof import('./api.ts').apiGet): DockerReader {

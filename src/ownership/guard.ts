@@ -41,7 +41,7 @@ export interface GuardRequest {
   policy?: import('../policy/schema.ts').Policy;
   actor?: import('../policy/effective.ts').EffectiveUser;
   /** The real CLI, for daemons not reachable on a local socket. */
-  realDocker?: () => string;
+  realDocker: () => string;
 }
 
 export interface GuardResult {

@@ -234,3 +234,29 @@ export function psIdFilters(args: readonly string[]): string[] {
     .filter((f) => filterKey(f.value) === 'id')
     .map((f) => f.value!.slice(3));
 }
+
+/** The shim's view of the global options (docker-shim/globals.ts GlobalScan), as far as the guard needs it. */
+export interface ShimGlobals {
+  command?: string;
+  commandIndex: number;
+  hosts: string[];
+  context?: string;
+  config?: string;
+  error?: string;
+}
+
+/** The subcommand words of a docker argv: ["stop"] or ["container", "stop"]; undefined when there is none. */
+export function commandWords(args: readonly string[], g: ShimGlobals): { words: string[]; rest: number } | undefined {
+  if (g.error || g.command === undefined) return undefined;
+  if (g.command === 'container') return { words: args.slice(g.commandIndex, g.commandIndex + 2), rest: g.commandIndex + 2 };
+  return { words: [g.command], rest: g.commandIndex + 1 };
+}
+
+/**
+ * For the shim, on every docker call: does this command need an ownership
+ * check? Pure and cheap (this file imports nothing); only a yes loads the guard.
+ */
+export function isGuarded(args: readonly string[], g: ShimGlobals): boolean {
+  const cw = commandWords(args, g);
+  return cw !== undefined && classify(cw.words).kind !== 'other';
+}

@@ -1,6 +1,6 @@
 /**
  * Isolation in the docker shim: a user acts only on their own containers.
- * The shim asks `needsGuard` (pure, no imports) for every command; only the
+ * The shim asks `isGuarded` (commands.ts: pure, no imports) for every command; only the
  * commands that name containers, and `docker ps`, pay for a Docker query.
  * The decision itself is the policy's (`mayActOn`); this file gathers the
  * facts, asks, and either refuses (exit 1, before anything happens) or
@@ -8,7 +8,7 @@
  */
 import { GpuguardError } from '../errors.ts';
 import type { Endpoint } from '../docker/api.ts';
-import { classify, psIdFilters, rewritePs, scan, targetsOf, type Classified } from './commands.ts';
+import { classify, commandWords, psIdFilters, rewritePs, scan, targetsOf, type Classified, type ShimGlobals } from './commands.ts';
 
 /** `docker stats` with no container names: every running container. */
 function isStatsOfAll(what: Classified, args: readonly string[]): boolean {
@@ -21,11 +21,6 @@ export class OwnershipDenied extends GpuguardError {
   constructor(message: string) {
     super(message, 1);
   }
-}
-
-/** Cheap and pure: does this command need an ownership check at all? */
-export function needsGuard(command: readonly string[]): boolean {
-  return classify(command).kind !== 'other';
 }
 
 export interface GuardRequest {
@@ -125,23 +120,6 @@ export async function guard(req: GuardRequest): Promise<GuardResult> {
   if (!refused.length) return { ...pass, actor, policy, reasons: [`${actor.user} may act on ${refs.join(', ')}`] };
   if (policy.mode === 'audit') return { ...pass, actor, policy, decision: 'warn', reasons: refused };
   return { ...pass, actor, policy, decision: 'deny', reasons: refused };
-}
-
-/** The shim's view of the global options (docker-shim/globals.ts GlobalScan), as far as the guard needs it. */
-export interface ShimGlobals {
-  command?: string;
-  commandIndex: number;
-  hosts: string[];
-  context?: string;
-  config?: string;
-  error?: string;
-}
-
-/** The subcommand words of a docker argv: ["stop"] or ["container", "stop"]; undefined when there is none. */
-export function commandWords(args: readonly string[], g: ShimGlobals): { words: string[]; rest: number } | undefined {
-  if (g.error || g.command === undefined) return undefined;
-  if (g.command === 'container') return { words: args.slice(g.commandIndex, g.commandIndex + 2), rest: g.commandIndex + 2 };
-  return { words: [g.command], rest: g.commandIndex + 1 };
 }
 
 /**

@@ -240,3 +240,16 @@ test('localSocket: which daemon the CLI would talk to, in the CLI\'s order', asy
   ];
   for (const [env, ep, want] of cases) assert.equal(localSocket(env, ep), want, JSON.stringify([env, ep]));
 });
+
+test('isGuarded / commandWords: the subcommand after the global options', async () => {
+  const { isGuarded, commandWords } = await import('../../src/ownership/commands.ts');
+  const g = (commandIndex: number, command?: string, error?: string) => ({ command, commandIndex, hosts: [], ...(error ? { error } : {}) });
+  assert.deepEqual(commandWords(['-H', 'unix:///x', 'container', 'stop', 'a1'], g(2, 'container')), { words: ['container', 'stop'], rest: 4 });
+  assert.deepEqual(commandWords(['--debug', 'stop', 'a1'], g(1, 'stop')), { words: ['stop'], rest: 2 });
+  assert.equal(isGuarded(['stop', 'a1'], g(0, 'stop')), true);
+  assert.equal(isGuarded(['ps'], g(0, 'ps')), true);
+  assert.equal(isGuarded(['images'], g(0, 'images')), false);
+  assert.equal(isGuarded(['container', 'prune'], g(0, 'container')), false);
+  assert.equal(isGuarded([], g(0)), false);
+  assert.equal(isGuarded(['--bogus', 'stop'], g(0, 'stop', 'unknown flag')), false, 'docker rejects the line itself');
+});

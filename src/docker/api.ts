@@ -62,8 +62,22 @@ export interface ApiResponse {
   body: unknown;
 }
 
+declare const Bun: unknown;
+
 /** GET a JSON resource from the Engine API on a unix socket. Rejects on connection errors. */
 export async function apiGet(socketPath: string, path: string): Promise<ApiResponse> {
+  // The compiled binary: Bun's native fetch speaks HTTP over a unix socket and loads nothing.
+  if (typeof Bun !== 'undefined') {
+    const res = await fetch(`http://docker${path}`, { unix: socketPath } as RequestInit);
+    const text = await res.text();
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      /* error bodies may be plain text */
+    }
+    return { status: res.status, body };
+  }
   const http = await import('node:http');
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath, path, method: 'GET', headers: { Host: 'docker' } }, (res) => {

@@ -132,6 +132,7 @@ export async function guardShimCommand(args: readonly string[], g: ShimGlobals, 
   const what = classify(cw.words);
   const rest = args.slice(cw.rest);
   if (what.kind === 'other' || (what.kind === 'containers' && targetsOf(what.spec, rest).length === 0 && !isStatsOfAll(what, rest))) return [...args];
+  if (what.kind === 'containers' && target.local && (await ownsAll(targetsOf(what.spec, rest), g, env))) return [...args];
   const { loadPolicy } = await import('../policy/load.ts');
   const { policy } = loadPolicy(env);
   if (!target.local && policy.docker.remote !== 'enforce') return [...args];
@@ -162,3 +163,39 @@ export async function guardShimCommand(args: readonly string[], g: ShimGlobals, 
   return [...args.slice(0, cw.rest), ...r.args];
 }
 
+
+/**
+ * The common case, decided without loading the policy: a user (not root)
+ * acting on containers that are all theirs. Needs only the label prefix
+ * (peek.ts), the user's name and the containers; the rule is still the
+ * policy's (`mayActOn` answering "owner"). Anything else, or any doubt
+ * (an error, a remote daemon, root), answers false and the full guard runs.
+ */
+async function ownsAll(refs: readonly string[], g: ShimGlobals, env: NodeJS.ProcessEnv): Promise<boolean> {
+  const uid = process.getuid?.() ?? 0;
+  if (uid === 0 || refs.length === 0) return false;
+  try {
+    const [{ peekLabelPrefix }, { mayActOn }, { dockerReader }, { hostFacts, ownersOf }] = await Promise.all([
+      import('../policy/peek.ts'),
+      import('../policy/ownership.ts'),
+      import('../docker/gateway.ts'),
+      import('./facts.ts'),
+    ]);
+    const prefix = await peekLabelPrefix(env);
+    const me = hostFacts(new Map()).userByUid(uid);
+    if (!prefix || !me) return false;
+    const reader = await dockerReader({
+      env,
+      endpoint: { hosts: g.hosts, ...(g.context !== undefined ? { context: g.context } : {}), ...(g.config !== undefined ? { config: g.config } : {}) },
+      realDocker: () => {
+        throw new GpuguardError('not a local daemon');
+      },
+    });
+    const { found } = await reader.inspectContainers([...refs]);
+    const { owners } = await ownersOf(reader, [...found.values()], prefix);
+    const actor = { user: me.user, uid: me.uid, isAdmin: false, isServiceUser: false };
+    return owners.every((o) => mayActOn(actor, o).allow);
+  } catch {
+    return false;
+  }
+}

@@ -149,3 +149,24 @@ test('mayActOn: owners, admins and service users pass; others and unknown owners
   assert.equal(listsOnlyOwn(admin, 'own'), false);
   assert.equal(listsOnlyOwn(ci, 'own'), false);
 });
+
+test('peekLabelPrefix reads what the full loader reads (or gives up)', async () => {
+  const { peekLabelPrefix, PEEK_DEFAULT_PATH, PEEK_DEFAULT_PREFIX } = await import('../../src/policy/peek.ts');
+  const { DEFAULT_POLICY_PATH, builtinPolicy, loadPolicy } = await import('../../src/policy/load.ts');
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  assert.equal(PEEK_DEFAULT_PATH, DEFAULT_POLICY_PATH);
+  assert.equal(PEEK_DEFAULT_PREFIX, builtinPolicy().labelPrefix);
+  const dir = mkdtempSync(join(tmpdir(), 'gg-peek-'));
+  const file = (name: string, text: string) => {
+    writeFileSync(join(dir, name), text);
+    return { GPUGUARD_POLICY: join(dir, name) };
+  };
+  for (const env of [file('a.yaml', 'version: 1\nlabelPrefix: lab.gpu\n'), file('b.yaml', 'version: 1\n'), { GPUGUARD_POLICY: join(import.meta.dirname, '../fixtures/policies/lab.yaml') }]) {
+    assert.equal(await peekLabelPrefix(env), loadPolicy(env).policy.labelPrefix);
+  }
+  assert.equal(await peekLabelPrefix(file('c.yaml', 'version: 1\nlabelPrefix: "Not Valid"\n')), undefined);
+  assert.equal(await peekLabelPrefix(file('d.yaml', 'version: [1\n')), undefined);
+  assert.equal(await peekLabelPrefix({ GPUGUARD_POLICY: join(dir, 'missing.yaml') }), undefined);
+});

@@ -43,10 +43,17 @@ export async function prepareCreate(
   if (scan.error) return { kind: 'pass', why: `docker rejects this line itself (${scan.error})`, scan };
   if (scan.help) return { kind: 'pass', why: '--help creates nothing', scan };
   if (scan.image === undefined) return { kind: 'pass', why: 'no image: docker reports the error', scan };
-  const { policy } = loadPolicy(env);
+  let policy: Policy;
+  try {
+    policy = loadPolicy(env).policy;
+  } catch (err) {
+    // Another daemon is not ours to police unless a readable policy says docker.remote: enforce.
+    if (!target.local) return { kind: 'pass', why: `another daemon (${target.why}); the policy cannot be read`, scan };
+    throw err;
+  }
   if (!target.local && policy.docker.remote !== 'enforce') return { kind: 'pass', why: `another daemon (${target.why}); docker.remote is passthrough`, scan, policy };
-  const user = resolveUser(policy, currentIdentity(env));
   const real = findRealDocker(env, policy.docker.realPath);
+  const user = resolveUser(policy, currentIdentity(env));
 
   const labelFiles: Record<string, string> = {};
   for (const path of values(scan, 'label-file')) {

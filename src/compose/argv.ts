@@ -26,8 +26,10 @@ export interface ComposeArgv {
   projectName?: string;
   projectDirectory?: string;
   envFile?: string;
-  /** -H/--host or -c/--context given (v1): aimed at another daemon. */
-  remote: boolean;
+  /** -H/--host values (v1). */
+  hosts: string[];
+  /** -c/--context (v1), the last one. */
+  context?: string;
   command?: string;
   /** Everything after the subcommand, verbatim. */
   rest: string[];
@@ -35,7 +37,7 @@ export interface ComposeArgv {
 
 export function scanComposeArgv(args: string[], dialect: ComposeDialect): ComposeArgv {
   const values = VALUE_OPTIONS[dialect];
-  const out: ComposeArgv = { dialect, globals: [], files: [], remote: false, rest: [] };
+  const out: ComposeArgv = { dialect, globals: [], files: [], hosts: [], rest: [] };
   let i = 0;
   for (; i < args.length; i++) {
     const arg = args[i]!;
@@ -80,11 +82,11 @@ export function scanComposeArgv(args: string[], dialect: ComposeDialect): Compos
         break;
       case '-H':
       case '--host':
-        out.remote = true;
+        out.hosts.push(value!);
         break;
       case '-c':
       case '--context':
-        if (value !== 'default') out.remote = true;
+        out.context = value;
         break;
     }
     out.globals.push(...(inline ? [arg] : [name, value!]));

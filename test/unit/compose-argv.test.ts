@@ -11,7 +11,7 @@ test('v1 globals: files pulled out, everything else kept in order', () => {
   assert.equal(a.envFile, 'x.env');
   assert.equal(a.command, 'up');
   assert.deepEqual(a.rest, ['-d', '--build']);
-  assert.equal(a.remote, false);
+  assert.deepEqual(a.hosts, []);
 });
 
 test('attached short values, --project-directory, remote daemons', () => {
@@ -19,10 +19,9 @@ test('attached short values, --project-directory, remote daemons', () => {
   assert.deepEqual(a.files, ['a.yml']);
   assert.equal(a.projectName, 'demo');
   assert.equal(a.projectDirectory, '/srv/p');
-  assert.equal(a.remote, true);
+  assert.deepEqual(a.hosts, ['tcp://x:2375']);
   assert.deepEqual([a.command, ...a.rest], ['run', 'web', 'sh']);
-  assert.equal(scanComposeArgv(['-c', 'default', 'up'], 'v1').remote, false);
-  assert.equal(scanComposeArgv(['--context=lab2', 'up'], 'v1').remote, true);
+  assert.equal(scanComposeArgv(['--context=lab2', 'up'], 'v1').context, 'lab2');
 });
 
 test('v2 grammar: --profile, --env-file, --progress take values; the command args are not globals', () => {

@@ -41,6 +41,8 @@ const COMPOSE_WORDS: [RegExp, string][] = [
   [/--pids-limit\b/g, 'pids_limit'],
   [/--shm-size\b/g, 'shm_size'],
   [/--cgroup-parent\b/g, 'cgroup_parent'],
+  [/remove it from the command/g, 'remove it from the compose file'],
+  [/drop cgroup_parent \(gpuguard sets it\)/g, 'remove cgroup_parent from the compose file (gpuguard sets it)'],
 ];
 const composeWords = (s: string) => COMPOSE_WORDS.reduce((acc, [re, w]) => acc.replace(re, w), s);
 
@@ -53,7 +55,11 @@ export async function planCompose(scan: ComposeArgv, exec: { real: string; prefi
     throw new ComposeConfigError(`compose could not read the project (${sel.files.join(', ')}): ${config.stderr.trim().split('\n').at(-1) ?? `exit ${config.code}`}`, config.code || 1);
   }
   const merged = parseYaml(config.stdout) as unknown;
-  const userDocs = sel.files.map((path) => ({ path, doc: parseYaml(readFileSync(path, 'utf8')) as unknown }));
+  // The user's files are read only to name the file in a refusal. Compose's
+  // YAML reader (PyYAML) accepts files a strict YAML 1.2 parser rejects (the
+  // Dev Containers CLI writes such multi-line flow scalars): those count as
+  // silent on every key, the merged configuration above is what decides.
+  const userDocs = sel.files.map((path) => ({ path, doc: parseLenient(path) }));
   const mainVersion = (userDocs[0]?.doc as { version?: unknown } | null)?.version;
 
   const services = servicesOf(merged);
@@ -108,6 +114,14 @@ export async function planCompose(scan: ComposeArgv, exec: { real: string; prefi
   };
 }
 
+function parseLenient(path: string): unknown {
+  try {
+    return parseYaml(readFileSync(path, 'utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
 function ruleKey(rule: string): string {
   return ({ 'limits.memory': 'mem_limit', 'limits.cpus': 'cpus', 'limits.pids': 'pids_limit', 'limits.shmSize': 'shm_size' } as Record<string, string>)[rule] ?? 'image';
 }
@@ -132,7 +146,6 @@ function runLabelFlags(rest: string[]): { key: string; value: string }[] {
 }
 
 function createRequestOf(ask: ServiceAsk, where: (key: string) => string, runLabels: { key: string; value: string }[]): CreateRequest {
-  const str = (n: number | undefined) => (n === undefined ? undefined : String(n));
   const req: CreateRequest = {
     labels: [
       ...Object.entries(ask.labels).map(([key, value]) => ({ key, value, from: `${where('labels')}, service ${ask.service}` })),
@@ -143,10 +156,10 @@ function createRequestOf(ask: ServiceAsk, where: (key: string) => string, runLab
     if (v !== undefined) req[k] = v;
   };
   set('cgroupParent', ask.cgroupParent);
-  set('cpus', str(ask.limits.cpus));
-  set('memory', str(ask.limits.memory));
-  set('pidsLimit', str(ask.limits.pids));
-  set('shmSize', str(ask.limits.shmSize));
+  set('cpus', ask.limits.cpus);
+  set('memory', ask.limits.memory);
+  set('pidsLimit', ask.limits.pids);
+  set('shmSize', ask.limits.shmSize);
   return req;
 }
 

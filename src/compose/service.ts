@@ -11,7 +11,8 @@ export interface ServiceAsk {
   service: string;
   labels: Record<string, string>;
   cgroupParent?: string;
-  limits: { cpus?: number; memory?: number; pids?: number; shmSize?: number };
+  /** As spelled in the merged configuration ("256m", 0.5); the smaller where two keys say it. */
+  limits: { cpus?: string; memory?: string; pids?: string; shmSize?: string };
   /** Raw GPU asks, for the allocator: reservations.devices, runtime, env. */
   gpu: { devices: GpuDeviceAsk[]; runtime?: string; visibleDevices?: string };
 }
@@ -43,10 +44,14 @@ export function keyValues(v: unknown): Record<string, string> {
 
 const num = (v: unknown): number | undefined => (v === undefined || v === null || v === '' ? undefined : Number(v));
 const size = (v: unknown): number | undefined => (v === undefined || v === null ? undefined : parseSize(typeof v === 'number' ? v : String(v)));
-const min = (...xs: (number | undefined)[]) => {
-  const defined = xs.filter((x): x is number => x !== undefined && !Number.isNaN(x));
-  return defined.length ? Math.min(...defined) : undefined;
-};
+
+/** The smaller of two spellings of one limit, as spelled (unreadable values are kept: docker reports them). */
+function smaller(measure: (v: unknown) => number | undefined, ...values: unknown[]): string | undefined {
+  const given = values.filter((v) => v !== undefined && v !== null && v !== '');
+  if (!given.length) return undefined;
+  const best = given.reduce((a, b) => ((measure(b) ?? Infinity) < (measure(a) ?? Infinity) ? b : a));
+  return String(best);
+}
 
 export function servicesOf(config: unknown): ServiceAsk[] {
   const services = isObj(config) && isObj(config.services) ? config.services : {};
@@ -63,10 +68,10 @@ export function servicesOf(config: unknown): ServiceAsk[] {
       cgroupParent: typeof s.cgroup_parent === 'string' ? s.cgroup_parent : undefined,
       // Both spellings count; the smaller one is what the container gets.
       limits: {
-        cpus: min(num(s.cpus), num(limits.cpus)),
-        memory: min(size(s.mem_limit), size(limits.memory)),
-        pids: min(num(s.pids_limit), num(limits.pids)),
-        shmSize: size(s.shm_size),
+        cpus: smaller(num, s.cpus, limits.cpus),
+        memory: smaller(size, s.mem_limit, limits.memory),
+        pids: smaller(num, s.pids_limit, limits.pids),
+        shmSize: smaller(size, s.shm_size),
       },
       gpu: {
         devices: (Array.isArray(reservations.devices) ? reservations.devices : []).filter(isObj).map((d) => ({

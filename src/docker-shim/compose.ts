@@ -61,26 +61,26 @@ export async function prepareCompose(scan: ComposeArgv, exec: ComposeExec, targe
   const plan = await planCompose(scan, exec, policy, user, env);
   const overridePath = join(overrideDir(process.getuid?.() ?? user.uid, env), `${plan.project}.override.yml`);
   const argv = [...exec.prefix, ...plan.files.flatMap((f) => ['-f', f]), '-f', overridePath, ...scan.globals, scan.command!, ...scan.rest];
-  const overrideText = reuseUnchanged(overridePath, plan.overrideText, labelKeys(policy.labelPrefix).createdAt);
-  if (opts.write !== false && !plan.refusal && overrideText !== undefined) writeAtomically(overridePath, overrideText);
-  return { kind: 'rewrite', exec, argv, overridePath, overrideText: overrideText ?? plan.overrideText, plan };
+  const override = reuseUnchanged(overridePath, plan.overrideText, labelKeys(policy.labelPrefix).createdAt);
+  if (opts.write !== false && !plan.refusal && override.changed) writeAtomically(overridePath, override.text);
+  return { kind: 'rewrite', exec, argv, overridePath, overrideText: override.text, plan };
 }
 
 /**
  * Compose recreates a container whenever its configuration hash changes, and
  * the override's created_at label would change it on every `up`. So an
  * override that differs from the one on disk only in created_at is not
- * rewritten (returns undefined): the labels keep the time of the first `up`.
+ * rewritten: the labels keep the time of the first `up`.
  */
-function reuseUnchanged(path: string, fresh: string, createdAtKey: string): string | undefined {
+function reuseUnchanged(path: string, fresh: string, createdAtKey: string): { text: string; changed: boolean } {
   let old: string;
   try {
     old = readFileSync(path, 'utf8');
   } catch {
-    return fresh;
+    return { text: fresh, changed: true };
   }
   const strip = (t: string) => t.split('\n').filter((l) => !l.trimStart().startsWith(`${createdAtKey}:`)).join('\n');
-  return strip(old) === strip(fresh) ? undefined : fresh;
+  return strip(old) === strip(fresh) ? { text: old, changed: false } : { text: fresh, changed: true };
 }
 
 async function runPrepared(p: ComposePrepared, args: string[], env: NodeJS.ProcessEnv): Promise<number> {

@@ -130,3 +130,48 @@ function writeAtomically(path: string, text: string): void {
 }
 
 export type { ComposeDialect };
+
+/**
+ * For `gpuguard explain -- docker-compose …` / `-- docker compose …`: what
+ * would run, the override file and each decision; writes nothing (the
+ * merged configuration is read with the real compose `config`).
+ */
+export async function explainCompose(dialect: ComposeDialect, args: string[], env: NodeJS.ProcessEnv): Promise<{ object: Record<string, unknown>; lines: string[] }> {
+  const { shellJoin } = await import('./quote.ts');
+  let scan: ComposeArgv;
+  let exec: ComposeExec;
+  let target: { local: boolean; why: string };
+  let shown: string;
+  if (dialect === 'v1') {
+    scan = scanComposeArgv(args, 'v1');
+    exec = { real: findRealCompose(env), prefix: [] };
+    target = targetsLocalDaemon({ options: [], commandIndex: 0, hosts: scan.hosts, context: scan.context }, env, () => undefined);
+    shown = 'docker-compose';
+  } else {
+    const { scanGlobals } = await import('./globals.ts');
+    const { currentContext } = await import('./index.ts');
+    const globals = scanGlobals(args);
+    scan = scanComposeArgv(args.slice(globals.commandIndex + 1), 'v2');
+    exec = { real: findRealDockerFast(env) ?? findRealDocker(env, (await import('../policy/load.ts')).loadPolicy(env).policy.docker.realPath), prefix: [...args.slice(0, globals.commandIndex), 'compose'] };
+    target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));
+    shown = 'docker';
+  }
+  const original = [shown, ...args];
+  if (!scan.command || !CREATING_COMMANDS.has(scan.command)) {
+    const why = `compose ${scan.command ?? ''} creates no container: passed to the real binary unchanged`.replace('  ', ' ');
+    return { object: { argv: original, passthrough: why }, lines: [shellJoin(original), `  pass     ${why}`] };
+  }
+  const p = await prepareCompose(scan, exec, target, env, { write: false });
+  if (p.kind === 'pass') return { object: { argv: original, passthrough: p.why }, lines: [shellJoin(original), `  pass     ${p.why}`] };
+  const plan = p.plan!;
+  const argv = [shown, ...p.argv!];
+  return {
+    object: { argv: plan.refusal ? null : argv, decision: plan.decision, user: plan.user, project: plan.project, files: plan.files, override: { path: p.overridePath, content: p.overrideText }, reasons: plan.reasons, ...(plan.refusal ? { refusal: plan.refusal } : {}) },
+    lines: [
+      plan.refusal ? `# refused (exit 125), nothing would run: ${plan.refusal.message}` : shellJoin(argv),
+      ...plan.reasons.map((r) => `  ${r}`),
+      `# override file ${p.overridePath}:`,
+      ...p.overrideText!.trimEnd().split('\n').map((l) => `#   ${l}`),
+    ],
+  };
+}

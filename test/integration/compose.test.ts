@@ -132,6 +132,21 @@ describe('docker-compose v1 through the shim', () => {
     }
   });
 
+  test('gpuguard explain -- docker-compose up shows the command, the decisions and the override; runs nothing', async (t) => {
+    if (missing(t, needs)) return;
+    const cwd = project('two-services');
+    const r = await asAlice(BINARY, ['explain', '--', 'docker-compose', 'up', '-d'], cwd);
+    assert.equal(r.code, 0, r.stderr);
+    const [first, ...rest] = r.stdout.split('\n');
+    assert.match(first!, new RegExp(`^docker-compose -f ${cwd}/docker-compose.yml -f ${cwd}/docker-compose.override.yml -f /tmp/gpuguard-\\d+/two-services.override.yml up -d$`));
+    assert.ok(rest.includes('  worker: add limits.memory: no mem_limit given: mem_limit 256m, the per-container limit of group students'));
+    assert.ok(rest.includes('#         ds01.user: "alice"'));
+    const j = JSON.parse((await asAlice(BINARY, ['explain', '--json', '--', 'docker-compose', 'up', '-d'], cwd)).stdout);
+    assert.equal(j.project, 'two-services');
+    assert.match(j.override.content, /cgroup_parent: "\/ds01\/students\/alice"/);
+    assert.deepEqual(await names(), []);
+  });
+
   test('a service above quota is refused, naming file and service; nothing is created', async (t) => {
     if (missing(t, needs)) return;
     const cwd = project('overquota');

@@ -16,6 +16,10 @@ export async function main(args: string[]): Promise<number> {
   const env = process.env;
   const globals = scanGlobals(args);
   const cmd = createCommand(args, globals);
+  if (globals.command === 'compose' && !globals.error) {
+    const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));
+    return (await import('./compose.ts')).composeFromDocker(args, globals, target, env);
+  }
   if (!cmd) return passThrough(args, env);
   const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));
   return (await import('./create.ts')).runCreate(args, globals, cmd, target, env);

@@ -35,6 +35,9 @@ before(async () => {
   symlinkSync(BINARY, join(dir, 'docker'));
   mkdirSync(join(dir, 'events'), { mode: 0o1777 });
   chmodSync(join(dir, 'events'), 0o1777);
+  // Every test user appends to one log (the shim runs as the user).
+  writeFileSync(join(dir, 'events/events.jsonl'), '', { mode: 0o666 });
+  chmodSync(join(dir, 'events/events.jsonl'), 0o666);
   const policy = `${readFileSync(lab, 'utf8')}docker: {realPath: ${d.realDocker}}\nevents: {log: ${dir}/events/events.jsonl}\n`;
   writeFileSync(join(dir, 'policy.yaml'), policy);
   writeFileSync(join(dir, 'audit.yaml'), `${policy}mode: audit\n`);
@@ -213,7 +216,7 @@ test('isolation: bob cannot touch alice\'s container, the admin can, docker ps s
 
   // The refusal is in the event log.
   const events = readFileSync(join(dir, 'events/events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.ok(events.some((e) => e.decision === 'deny' && e.user === 'bob' && e.argv.join(' ') === 'docker stop a1'));
+  assert.ok(events.some((e) => e.decision === 'deny' && e.user === 'bob' && e.argv.join(' ') === 'docker stop a1'), JSON.stringify(events.slice(0, 3)));
 
   // Audit mode: decided, logged, warned, not refused.
   const audit = await shim('bob', ['logs', 'a1'], 'audit.yaml');
@@ -228,8 +231,10 @@ test('isolation: bob cannot touch alice\'s container, the admin can, docker ps s
   assert.equal((await shim('alice', ['exec', 'a1', 'true'])).code, 0);
   assert.equal((await shim('alice', ['stop', '-t', '0', 'a1'])).code, 0);
   assert.equal(await running('a1'), false);
-  assert.equal((await shim('dsadmin', ['rm', '-f', 'a1', 'b1'])).code, 0);
-  assert.equal((await d.docker(['inspect', 'a1'])).code, 1, 'a1 is gone');
+  const rm = await shim('dsadmin', ['rm', '-f', 'a1', 'b1']);
+  assert.equal(rm.code, 0, rm.stderr);
+  const after = await d.docker(['container', 'inspect', 'a1']);
+  assert.equal(after.code, 1, `a1 is gone: ${rm.stdout} ${rm.stderr} ${after.stdout}`);
 });
 
 test('a container with no known owner: only an admin may act on it', async (t) => {

@@ -3,10 +3,22 @@
  * users resolve), file owners (stat), and image labels read beforehand from
  * Docker, once per distinct image. Lookups are cached for one process.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import type { ContainerDetails, DockerReader } from '../docker/gateway.ts';
 import { AIME_USER_LABEL, detectOwner, type Owner, type OwnerFacts, type UserEntry } from './detect.ts';
+
+function parsePasswd(line: string): UserEntry | undefined {
+  const [user, , uid] = line.split('\n')[0]!.split(':');
+  return user && uid !== undefined && /^\d+$/.test(uid) ? { user, uid: Number(uid) } : undefined;
+}
+
+/** The user with this uid, without blocking (the shim looks it up while it waits for Docker). */
+export function userByUidAsync(uid: number): Promise<UserEntry | undefined> {
+  return new Promise((resolve) => {
+    execFile('getent', ['passwd', String(uid)], { encoding: 'utf8' }, (err, stdout) => resolve(err ? undefined : parsePasswd(stdout)));
+  });
+}
 
 export function hostFacts(images: Map<string, Record<string, string>>): OwnerFacts {
   const byKey = new Map<string, UserEntry | undefined>();
@@ -14,9 +26,7 @@ export function hostFacts(images: Map<string, Record<string, string>>): OwnerFac
     if (byKey.has(key)) return byKey.get(key);
     let entry: UserEntry | undefined;
     try {
-      const line = execFileSync('getent', ['passwd', key], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')[0]!;
-      const [user, , uid] = line.split(':');
-      if (user && uid !== undefined && /^\d+$/.test(uid)) entry = { user, uid: Number(uid) };
+      entry = parsePasswd(execFileSync('getent', ['passwd', key], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
     } catch {
       entry = undefined;
     }

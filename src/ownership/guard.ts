@@ -175,24 +175,26 @@ async function ownsAll(refs: readonly string[], g: ShimGlobals, env: NodeJS.Proc
   const uid = process.getuid?.() ?? 0;
   if (uid === 0 || refs.length === 0) return false;
   try {
-    const [{ peekLabelPrefix }, { mayActOn }, { dockerReader }, { hostFacts, ownersOf }] = await Promise.all([
-      import('../policy/peek.ts'),
-      import('../policy/ownership.ts'),
-      import('../docker/gateway.ts'),
-      import('./facts.ts'),
-    ]);
-    const prefix = await peekLabelPrefix(env);
-    const me = hostFacts(new Map()).userByUid(uid);
+    // Three independent facts, fetched concurrently: the containers (socket),
+    // the user's name (getent, a child process) and the label prefix (YAML).
+    const inspected = (async () => {
+      const { dockerReader } = await import('../docker/gateway.ts');
+      const reader = await dockerReader({
+        env,
+        endpoint: { hosts: g.hosts, ...(g.context !== undefined ? { context: g.context } : {}), ...(g.config !== undefined ? { config: g.config } : {}) },
+        realDocker: () => {
+          throw new GpuguardError('not a local daemon');
+        },
+      });
+      return { reader, ...(await reader.inspectContainers([...refs])) };
+    })();
+    inspected.catch(() => undefined); // awaited below; no unhandled rejection meanwhile
+    const facts = await import('./facts.ts');
+    const name = facts.userByUidAsync(uid);
+    const prefix = await (await import('../policy/peek.ts')).peekLabelPrefix(env);
+    const [{ reader, found }, me, { mayActOn }] = await Promise.all([inspected, name, import('../policy/ownership.ts')]);
     if (!prefix || !me) return false;
-    const reader = await dockerReader({
-      env,
-      endpoint: { hosts: g.hosts, ...(g.context !== undefined ? { context: g.context } : {}), ...(g.config !== undefined ? { config: g.config } : {}) },
-      realDocker: () => {
-        throw new GpuguardError('not a local daemon');
-      },
-    });
-    const { found } = await reader.inspectContainers([...refs]);
-    const { owners } = await ownersOf(reader, [...found.values()], prefix);
+    const { owners } = await facts.ownersOf(reader, [...found.values()], prefix);
     const actor = { user: me.user, uid: me.uid, isAdmin: false, isServiceUser: false };
     return owners.every((o) => mayActOn(actor, o).allow);
   } catch {

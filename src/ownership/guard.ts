@@ -178,6 +178,8 @@ async function ownsAll(refs: readonly string[], g: ShimGlobals, env: NodeJS.Proc
     // Three independent facts, fetched concurrently: the containers (socket),
     // the user's name (getent, a child process) and the label prefix (YAML).
     const inspected = (async () => {
+      // One-shot validation: zod's compiled (JIT) parsers cost more to build than they save here.
+      (await import('zod')).config({ jitless: true });
       const { dockerReader } = await import('../docker/gateway.ts');
       const reader = await dockerReader({
         env,

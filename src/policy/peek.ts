@@ -1,12 +1,14 @@
 /**
  * The one policy value the docker shim needs before anything else when a
- * user acts on their own container: the label prefix. Read with `yaml` only
- * (no zod, no schema: that costs the shim ~20 ms of CPU), so the common
+ * user acts on their own container: the label prefix. Read with a YAML
+ * parser only (no zod, no schema: those cost the shim ~20 ms of CPU), so the common
  * case (stop/exec/logs of one's own container) decides without loading the
  * policy. Anything unusual returns undefined and the caller loads the policy
  * properly (load.ts), which validates and reports errors.
  */
 import { readFileSync } from 'node:fs';
+
+declare const Bun: { YAML?: { parse(text: string): unknown } } | undefined;
 
 /** Must equal load.ts DEFAULT_POLICY_PATH and the schema's labelPrefix default (unit-tested). */
 export const PEEK_DEFAULT_PATH = '/etc/gpuguard/policy.yaml';
@@ -21,10 +23,10 @@ export async function peekLabelPrefix(env: NodeJS.ProcessEnv): Promise<string | 
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'ENOENT' && !env.GPUGUARD_POLICY ? PEEK_DEFAULT_PREFIX : undefined;
   }
-  const { parse } = await import('yaml');
   let data: unknown;
   try {
-    data = parse(text);
+    // The compiled binary has Bun's native YAML parser (no module to load); Node has `yaml`.
+    data = typeof Bun !== 'undefined' && Bun.YAML ? Bun.YAML.parse(text) : (await import('yaml')).parse(text);
   } catch {
     return undefined;
   }

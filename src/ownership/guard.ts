@@ -132,6 +132,8 @@ export async function guardShimCommand(args: readonly string[], g: ShimGlobals, 
   const what = classify(cw.words);
   const rest = args.slice(cw.rest);
   if (what.kind === 'other' || (what.kind === 'containers' && targetsOf(what.spec, rest).length === 0 && !isStatsOfAll(what, rest))) return [...args];
+  // One-shot validation: zod's compiled (JIT) parsers cost more to build than they save here.
+  (await import('zod')).config({ jitless: true });
   if (what.kind === 'containers' && target.local && (await ownsAll(targetsOf(what.spec, rest), g, env))) return [...args];
   const { loadPolicy } = await import('../policy/load.ts');
   const { policy } = loadPolicy(env);
@@ -178,8 +180,6 @@ async function ownsAll(refs: readonly string[], g: ShimGlobals, env: NodeJS.Proc
     // Three independent facts, fetched concurrently: the containers (socket),
     // the user's name (getent, a child process) and the label prefix (YAML).
     const inspected = (async () => {
-      // One-shot validation: zod's compiled (JIT) parsers cost more to build than they save here.
-      (await import('zod')).config({ jitless: true });
       const { dockerReader } = await import('../docker/gateway.ts');
       const reader = await dockerReader({
         env,

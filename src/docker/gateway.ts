@@ -76,6 +76,11 @@ export async function inspectContainers(realDocker: string, refs: string[], env:
   return parsed.data;
 }
 
+/** The daemon's socket cannot be reached (not running, no permission): the real CLI would fail too. */
+export class DaemonUnreachable extends DockerError {
+  override name = 'DaemonUnreachable';
+}
+
 /** What gpuguard reads of an image: its labels (ownership evidence must not come from them). */
 export const ImageDetails = z.looseObject({
   Id: z.string(),
@@ -121,7 +126,7 @@ function socketReader(socket: string, apiGet: typeof import('./api.ts').apiGet):
     try {
       return await apiGet(socket, path);
     } catch (err) {
-      throw new DockerError(`cannot reach the Docker daemon at unix://${socket} (${(err as NodeJS.ErrnoException).code ?? String(err)}); is dockerd running and may you use its socket?`, 1, { cause: err });
+      throw new DaemonUnreachable(`cannot reach the Docker daemon at unix://${socket} (${(err as NodeJS.ErrnoException).code ?? String(err)}); is dockerd running and may you use its socket?`, 1, { cause: err });
     }
   };
   const failure = (what: string, r: { status: number; body: unknown }) =>

@@ -138,7 +138,7 @@ export async function guardShimCommand(args: readonly string[], g: ShimGlobals, 
   const { loadPolicy } = await import('../policy/load.ts');
   const { policy } = loadPolicy(env);
   if (!target.local && policy.docker.remote !== 'enforce') return [...args];
-  const { findRealDocker } = await import('../docker/gateway.ts');
+  const { findRealDocker, DaemonUnreachable } = await import('../docker/gateway.ts');
   const r = await guard({
     command: cw.words,
     args: rest,
@@ -147,7 +147,12 @@ export async function guardShimCommand(args: readonly string[], g: ShimGlobals, 
     env,
     policy,
     realDocker: () => findRealDocker(env, policy.docker.realPath),
+  }).catch((err: unknown) => {
+    // No daemon to ask is no daemon to act on: the real CLI reports it in its own words.
+    if (err instanceof DaemonUnreachable) return undefined;
+    throw err;
   });
+  if (!r) return [...args];
   if ((r.decision === 'deny' || r.decision === 'warn') && r.actor) {
     const { appendEvent } = await import('../events/log.ts');
     appendEvent(policy.events.log, {

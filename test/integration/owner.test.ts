@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { BINARY, FIXTURES, IS_ROOT, ensureTestUsers, missing, run, runAs, startDockerd, type PrivateDockerd } from '../harness/index.ts';
+import { BINARY, FIXTURES, IS_ROOT, ensureTestUsers, missing, run, runAs, startDockerd, type PrivateDockerd, type RunResult } from '../harness/index.ts';
 
 let d: PrivateDockerd | undefined;
 let dir: string;
@@ -178,6 +178,20 @@ test('isolation: bob cannot touch alice\'s container, the admin can, docker ps s
     assert.match(r.stderr, /^gpuguard: container "a1"( \(a1\))?|^gpuguard: container "[0-9a-f]+" \(a1\)/, args.join(' '));
     assert.match(r.stderr, /belongs to alice \(method: label, label ds01\.user=alice\); only alice or an admin may \w+ it\n$/, args.join(' '));
     assert.equal(r.stdout, '', args.join(' '));
+  }
+  // -H naming the same daemon is the same daemon.
+  const viaH = await shim('bob', ['-H', d.host, 'stop', 'a1']);
+  assert.equal(viaH.code, 1);
+  assert.match(viaH.stderr, /belongs to alice/);
+  // No daemon to reach, or another daemon (docker.remote: passthrough): the real CLI answers, byte for byte.
+  for (const [args, extra] of [
+    [['-H', 'unix:///nonexistent/docker.sock', 'stop', 'a1'], {}],
+    [['stop', 'a1'], { DOCKER_HOST: 'tcp://127.0.0.1:9' }],
+  ] as [string[], Record<string, string>][]) {
+    const e = { ...d.clientEnv, GPUGUARD_POLICY: join(dir, 'policy.yaml'), ...extra };
+    const [direct, via]: RunResult[] = [await runAs('bob', d.realDocker, args, { env: e }), await runAs('bob', join(dir, 'docker'), args, { env: e })];
+    assert.notEqual(direct.code, 0);
+    assert.deepEqual(via, direct, args.join(' '));
   }
   assert.ok(await running('a1'), 'a1 keeps running');
   assert.ok(await running('b1'), 'b1 was not stopped by the refused `stop b1 a1`');

@@ -188,8 +188,8 @@ test('isolation: bob cannot touch alice\'s container, the admin can, docker ps s
     [['-H', 'unix:///nonexistent/docker.sock', 'stop', 'a1'], {}],
     [['stop', 'a1'], { DOCKER_HOST: 'tcp://127.0.0.1:9' }],
   ] as [string[], Record<string, string>][]) {
-    const e = { ...d.clientEnv, GPUGUARD_POLICY: join(dir, 'policy.yaml'), ...extra };
-    const [direct, via]: RunResult[] = [await runAs('bob', d.realDocker, args, { env: e }), await runAs('bob', join(dir, 'docker'), args, { env: e })];
+    const e: Record<string, string> = { ...d!.clientEnv, GPUGUARD_POLICY: join(dir, 'policy.yaml'), ...extra };
+    const [direct, via]: RunResult[] = [await runAs('bob', d!.realDocker, args, { env: e }), await runAs('bob', join(dir, 'docker'), args, { env: e })];
     assert.notEqual(direct.code, 0);
     assert.deepEqual(via, direct, args.join(' '));
   }

@@ -189,7 +189,8 @@ test('isolation: bob cannot touch alice\'s container, the admin can, docker ps s
     [['stop', 'a1'], { DOCKER_HOST: 'tcp://127.0.0.1:9' }],
   ] as [string[], Record<string, string>][]) {
     const e: Record<string, string> = { ...d!.clientEnv, GPUGUARD_POLICY: join(dir, 'policy.yaml'), ...extra };
-    const [direct, via]: RunResult[] = [await runAs('bob', d!.realDocker, args, { env: e }), await runAs('bob', join(dir, 'docker'), args, { env: e })];
+    const direct: RunResult = await runAs('bob', d!.realDocker, args, { env: e });
+    const via: RunResult = await runAs('bob', join(dir, 'docker'), args, { env: e });
     assert.notEqual(direct.code, 0);
     assert.deepEqual(via, direct, args.join(' '));
   }

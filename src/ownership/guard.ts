@@ -68,7 +68,8 @@ export async function guard(req: GuardRequest): Promise<GuardResult> {
   const policy = req.policy ?? loadPolicy(env).policy;
   const actor = req.actor ?? resolveUser(policy, currentIdentity(env));
   pass = { ...pass, actor, policy };
-  if (listing && !listsOnlyOwn(actor, policy.docker.psFilter)) return pass;
+  // Audit mode changes nothing the user sees: listings stay whole (refusals become warnings below).
+  if (listing && (!listsOnlyOwn(actor, policy.docker.psFilter) || policy.mode === 'audit')) return pass;
   // Anyone who may act on every container (admins, service users, root) pays for no query.
   if (what.kind === 'containers' && mayActOn(actor, { user: undefined, method: 'none' }).allow) return pass;
 

@@ -237,6 +237,8 @@ test('isolation: bob cannot touch alice\'s container, the admin can, docker ps s
   const audit = await shim('bob', ['logs', 'a1'], 'audit.yaml');
   assert.equal(audit.code, 0, audit.stderr);
   assert.match(audit.stderr, /warning \(audit mode\): container "a1" belongs to alice/);
+  const auditPs = await shim('bob', ['ps', '--format', '{{.Names}}'], 'audit.yaml');
+  assert.ok(names(auditPs.stdout).includes('a1'), 'audit mode lists everything, as docker does');
 
   // The admin may do everything; the owner too.
   for (const args of [['logs', 'a1'], ['exec', 'a1', 'true'], ['inspect', '-f', '{{.Id}}', 'a1'], ['exec', 'b1', 'true']]) {

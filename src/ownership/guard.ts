@@ -8,11 +8,18 @@
  */
 import { GpuguardError } from '../errors.ts';
 import type { Endpoint } from '../docker/api.ts';
-import { classify, commandWords, psIdFilters, rewritePs, scan, targetsOf, type Classified, type ShimGlobals } from './commands.ts';
+import { PS, classify, commandWords, psIdFilters, rewritePs, scan, targetsOf, type Classified, type ShimGlobals } from './commands.ts';
 
 /** `docker stats` with no container names: every running container. */
 function isStatsOfAll(what: Classified, args: readonly string[]): boolean {
   return what.kind === 'containers' && what.name === 'stats' && targetsOf(what.spec, args).length === 0 && !scan(what.spec, args).help;
+}
+
+/** Whether there is anything to decide: containers named, or a listing (not `--help`). */
+function hasWork(what: Classified, args: readonly string[]): boolean {
+  if (what.kind === 'other') return false;
+  if (what.kind === 'ps') return !scan(PS, args).help;
+  return targetsOf(what.spec, args).length > 0 || isStatsOfAll(what, args);
 }
 
 /** A refusal: another user's container (docker's own exit code for a failed command: 1). */
@@ -59,10 +66,9 @@ export async function guard(req: GuardRequest): Promise<GuardResult> {
   const env = req.env ?? process.env;
   const what = classify(req.command);
   let pass: GuardResult = { args: [...req.args], decision: 'allow', reasons: [] };
-  if (what.kind === 'other') return pass;
+  if (what.kind === 'other' || !hasWork(what, req.args)) return pass;
   const targets = what.kind === 'containers' ? targetsOf(what.spec, req.args) : [];
   const listing = what.kind === 'ps' || isStatsOfAll(what, req.args);
-  if (what.kind === 'containers' && targets.length === 0 && !listing) return pass;
 
   const { loadPolicy, currentIdentity, resolveUser, mayActOn, listsOnlyOwn } = await import('../policy/index.ts');
   const policy = req.policy ?? loadPolicy(env).policy;
@@ -132,7 +138,7 @@ export async function guardShimCommand(args: readonly string[], g: ShimGlobals, 
   if (!cw) return [...args];
   const what = classify(cw.words);
   const rest = args.slice(cw.rest);
-  if (what.kind === 'other' || (what.kind === 'containers' && targetsOf(what.spec, rest).length === 0 && !isStatsOfAll(what, rest))) return [...args];
+  if (what.kind === 'other' || !hasWork(what, rest)) return [...args];
   // One-shot validation: zod's compiled (JIT) parsers cost more to build than they save here.
   (await import('zod')).config({ jitless: true });
   if (what.kind === 'containers' && target.local && (await ownsAll(targetsOf(what.spec, rest), g, env))) return [...args];

@@ -194,6 +194,10 @@ test('isolation: bob cannot touch alice\'s container, the admin can, docker ps s
     assert.notEqual(direct.code, 0);
     assert.deepEqual(via, direct, args.join(' '));
   }
+  for (const args of [['ps', '--help'], ['stop', '--help'], ['container', 'prune', '--help']]) {
+    const e: Record<string, string> = { ...d!.clientEnv, GPUGUARD_POLICY: join(dir, 'policy.yaml') };
+    assert.deepEqual(await runAs('bob', join(dir, 'docker'), args, { env: e }), await runAs('bob', d!.realDocker, args, { env: e }), args.join(' '));
+  }
   assert.ok(await running('a1'), 'a1 keeps running');
   assert.ok(await running('b1'), 'b1 was not stopped by the refused `stop b1 a1`');
   assert.equal((await d.docker(['inspect', '-f', '{{.Name}}', a1Id])).stdout.trim(), '/a1', 'not renamed');

@@ -188,14 +188,14 @@ test('isolation: bob cannot touch alice\'s container, the admin can, docker ps s
     [['-H', 'unix:///nonexistent/docker.sock', 'stop', 'a1'], {}],
     [['stop', 'a1'], { DOCKER_HOST: 'tcp://127.0.0.1:9' }],
   ] as [string[], Record<string, string>][]) {
-    const e: Record<string, string> = { ...d!.clientEnv, GPUGUARD_POLICY: join(dir, 'policy.yaml'), ...extra };
+    const e: Record<string, string> = { ...d!.clientEnv, GPUGUARD_REAL_DOCKER: d!.realDocker, GPUGUARD_POLICY: join(dir, 'policy.yaml'), ...extra };
     const direct: RunResult = await runAs('bob', d!.realDocker, args, { env: e });
     const via: RunResult = await runAs('bob', join(dir, 'docker'), args, { env: e });
     assert.notEqual(direct.code, 0);
     assert.deepEqual(via, direct, args.join(' '));
   }
   for (const args of [['ps', '--help'], ['stop', '--help'], ['container', 'prune', '--help']]) {
-    const e: Record<string, string> = { ...d!.clientEnv, GPUGUARD_POLICY: join(dir, 'policy.yaml') };
+    const e: Record<string, string> = { ...d!.clientEnv, GPUGUARD_REAL_DOCKER: d!.realDocker, GPUGUARD_POLICY: join(dir, 'policy.yaml') };
     assert.deepEqual(await runAs('bob', join(dir, 'docker'), args, { env: e }), await runAs('bob', d!.realDocker, args, { env: e }), args.join(' '));
   }
   assert.ok(await running('a1'), 'a1 keeps running');

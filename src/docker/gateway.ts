@@ -92,3 +92,33 @@ export async function countContainersWithLabel(realDocker: string, globalArgs: s
   if (r.code !== 0) throw new DockerError(`docker ps failed: ${r.stderr.trim() || `exit ${r.code}`}`);
   return r.stdout.split('\n').filter(Boolean).length;
 }
+
+/**
+ * The same count straight from the Engine API on a local unix socket
+ * (GET /containers/json?all=1&filters=…): no docker CLI process, which is
+ * most of what a count costs. Undefined when the socket cannot be asked
+ * (missing, no permission, not a daemon): the caller falls back to the CLI.
+ */
+export async function countContainersOnSocket(socketPath: string, label: string, timeoutMs = 5000): Promise<number | undefined> {
+  const { request } = await import('node:http');
+  const filters = encodeURIComponent(JSON.stringify({ label: [label] }));
+  return new Promise((resolve) => {
+    const req = request({ socketPath, path: `/containers/json?all=1&filters=${filters}`, method: 'GET', timeout: timeoutMs, headers: { Host: 'docker' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        if (res.statusCode !== 200) return resolve(undefined);
+        try {
+          const list = JSON.parse(body) as unknown;
+          resolve(Array.isArray(list) ? list.length : undefined);
+        } catch {
+          resolve(undefined);
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(undefined));
+    req.end();
+  });
+}

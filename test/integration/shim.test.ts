@@ -151,6 +151,12 @@ test('run: exit codes, stdin streaming, a TTY under script', async (t) => {
   assert.equal(tty.code, 0, tty.stdout + tty.stderr);
   assert.match(tty.stdout, /TTY-OK/);
   assert.deepEqual(await containers('label=ds01.user=alice'), [], '--rm containers are gone');
+  // docker exec -it under a pty: the same bytes and exit code as the real CLI.
+  const underPty = (docker: string) =>
+    runAs('alice', 'script', ['-qec', `${docker} exec -it ${sleeper} sh -c 'test -t 0 && test -t 1 && echo TTY-OK; exit 4'`, '/dev/null'], { env, extendEnv: false, cwd: dir });
+  const [a, b] = [await underPty(d!.realDocker), await underPty(shim)];
+  assert.deepEqual([b.code, b.stdout], [4, 'TTY-OK\r\n']);
+  assert.deepEqual(b, a);
 });
 
 test('the shim becomes the real CLI: same pid (execve), for pass-through and for run', async (t) => {

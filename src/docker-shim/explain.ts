@@ -17,15 +17,23 @@ export async function run(args: string[]): Promise<number> {
     rest = rest.slice(1);
   }
   if (rest[0] === '--') rest = rest.slice(1);
-  if (rest[0] === 'docker' || rest[0]?.endsWith('/docker')) rest = rest.slice(1);
-  if (!rest.length) throw new UsageError('explain: no command; usage: gpuguard explain [--json] -- docker run …');
   const env = process.env;
-  const globals = scanGlobals(rest);
-  const cmd = createCommand(rest, globals);
   const out = (o: Record<string, unknown>, lines: string[]) => {
     process.stdout.write(json ? `${JSON.stringify(o, null, 2)}\n` : `${lines.join('\n')}\n`);
     return 0;
   };
+  if (rest[0] === 'docker-compose' || rest[0]?.endsWith('/docker-compose')) {
+    const e = await (await import('./compose.ts')).explainCompose('v1', rest.slice(1), env);
+    return out(e.object, e.lines);
+  }
+  if (rest[0] === 'docker' || rest[0]?.endsWith('/docker')) rest = rest.slice(1);
+  if (!rest.length) throw new UsageError('explain: no command; usage: gpuguard explain [--json] -- docker run …');
+  const globals = scanGlobals(rest);
+  if (globals.command === 'compose' && !globals.error) {
+    const e = await (await import('./compose.ts')).explainCompose('v2', rest, env);
+    return out(e.object, e.lines);
+  }
+  const cmd = createCommand(rest, globals);
   if (!cmd) {
     const why = `docker ${globals.command ?? ''} is not run/create: passed to the real docker unchanged`.replace('  ', ' ');
     return out({ argv: ['docker', ...rest], passthrough: why }, [shellJoin(['docker', ...rest]), `  pass   ${why}`]);

@@ -16,6 +16,10 @@ export async function main(args: string[]): Promise<number> {
   const env = process.env;
   const globals = scanGlobals(args);
   const cmd = createCommand(args, globals);
+  if (globals.command === 'compose' && !globals.error) {
+    const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));
+    return (await import('./compose.ts')).composeFromDocker(args, globals, target, env);
+  }
   // Seam for the ownership guards (src/ownership): `resolveCommand(args, globals)`
   // gives the verb (stop, kill, rm, exec, …) and where its arguments begin;
   // a guard for those verbs goes here, before the pass-through.

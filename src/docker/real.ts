@@ -31,18 +31,30 @@ export function findRealDockerFast(env: NodeJS.ProcessEnv, self: string = proces
   return searchPath(env, self);
 }
 
-function checkCandidate(candidate: string, source: string, self: string): string {
+/**
+ * The real docker-compose (v1): GPUGUARD_REAL_COMPOSE, else the first
+ * `docker-compose` on PATH that is not this binary.
+ */
+export function findRealCompose(env: NodeJS.ProcessEnv, self: string = process.execPath): string {
+  if (env.GPUGUARD_REAL_COMPOSE) return checkCandidate(env.GPUGUARD_REAL_COMPOSE, 'GPUGUARD_REAL_COMPOSE', self, 'docker-compose');
+  const found = searchPath(env, self, 'docker-compose');
+  if (found) return found;
+  throw new RealBinaryError('no real docker-compose found on PATH after gpuguard; set GPUGUARD_REAL_COMPOSE or install docker-compose');
+}
+
+function checkCandidate(candidate: string, source: string, self: string, name = 'docker'): string {
+  const what = name === 'docker' ? 'docker CLI' : name;
   const real = safeRealpath(candidate);
-  if (!real) throw new RealBinaryError(`the real docker CLI ${candidate} (from ${source}) does not exist; fix ${source} or install docker.io`);
-  if (real === safeRealpath(self)) throw new RealBinaryError(`the real docker CLI ${candidate} (from ${source}) is gpuguard itself, which would loop; point ${source} at the real docker binary`);
+  if (!real) throw new RealBinaryError(`the real ${what} ${candidate} (from ${source}) does not exist; fix ${source} or install ${name === 'docker' ? 'docker.io' : name}`);
+  if (real === safeRealpath(self)) throw new RealBinaryError(`the real ${what} ${candidate} (from ${source}) is gpuguard itself, which would loop; point ${source} at the real ${name} binary`);
   return candidate;
 }
 
-function searchPath(env: NodeJS.ProcessEnv, self: string): string | undefined {
+function searchPath(env: NodeJS.ProcessEnv, self: string, name = 'docker'): string | undefined {
   const selfReal = safeRealpath(self);
   for (const dir of (env.PATH ?? '').split(delimiter)) {
     if (!dir) continue;
-    const candidate = join(dir, 'docker');
+    const candidate = join(dir, name);
     try {
       accessSync(candidate, constants.X_OK);
     } catch {

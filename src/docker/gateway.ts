@@ -82,10 +82,14 @@ export async function inspectContainers(realDocker: string, refs: string[], env:
  * options (-H, --context, --config), so the count and the create see the
  * same daemon.
  *
- * TODO(ownership): an image can carry any label, so a container made from an
- * image labelled `<p>.user=alice` counts for alice although she never ran it
- * through the shim. Cheap fix once src/ownership lands: inspect the matches
- * and their images and drop those whose label equals the image's.
+ * An image can carry any label, so a container made from an image labelled
+ * `<p>.user=alice` by someone who went around the shim counts for alice
+ * although she never ran it. Not filtered on purpose: a container made
+ * through the shim always has the label set at create (ours come last and
+ * win over the image's), and dropping containers whose label equals their
+ * image's would let alice evade the count with `LABEL <p>.user=alice` in her
+ * own Dockerfile. TODO(ownership): once src/ownership has owner evidence,
+ * count by it instead.
  */
 export async function countContainersWithLabel(realDocker: string, globalArgs: string[], label: string, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const r = await dockerCLI(realDocker, [...globalArgs, 'ps', '-a', '-q', '--no-trunc', '--filter', `label=${label}`], env);

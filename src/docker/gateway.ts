@@ -9,6 +9,8 @@ import { GpuguardError } from '../errors.ts';
 
 export { findRealDocker, findRealDockerFast } from './real.ts';
 
+declare const Bun: unknown;
+
 export class DockerError extends GpuguardError {
   override name = 'DockerError';
 }
@@ -104,8 +106,18 @@ export async function countContainersWithLabel(realDocker: string, globalArgs: s
  * (missing, no permission, not a daemon): the caller falls back to the CLI.
  */
 export async function countContainersOnSocket(socketPath: string, label: string, timeoutMs = 5000): Promise<number | undefined> {
-  const { request } = await import('node:http');
   const filters = encodeURIComponent(JSON.stringify({ label: [label] }));
+  const count = (list: unknown) => (Array.isArray(list) ? list.length : undefined);
+  if (typeof Bun !== 'undefined') {
+    // Bun's fetch speaks HTTP over a unix socket natively: ~1.5 ms here, node:http ~9 ms.
+    try {
+      const res = await fetch(`http://docker/containers/json?all=1&filters=${filters}`, { unix: socketPath, signal: AbortSignal.timeout(timeoutMs) } as RequestInit);
+      return res.ok ? count(await res.json()) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  const { request } = await import('node:http');
   return new Promise((resolve) => {
     const req = request({ socketPath, path: `/containers/json?all=1&filters=${filters}`, method: 'GET', timeout: timeoutMs, headers: { Host: 'docker' } }, (res) => {
       let body = '';
@@ -114,8 +126,7 @@ export async function countContainersOnSocket(socketPath: string, label: string,
       res.on('end', () => {
         if (res.statusCode !== 200) return resolve(undefined);
         try {
-          const list = JSON.parse(body) as unknown;
-          resolve(Array.isArray(list) ? list.length : undefined);
+          resolve(count(JSON.parse(body)));
         } catch {
           resolve(undefined);
         }

@@ -15,12 +15,12 @@ import { errorLine } from '../errors.ts';
 import { appendEvent, type GpuguardEvent } from '../events/log.ts';
 import { FileSpec, SpecUnreadable, type Spec } from '../oci/spec.ts';
 import { aggregateFor, cgroupParentOf, type AggregateDecision } from '../policy/cgroup-aggregate.ts';
-import { lookupUser } from '../policy/identity.ts';
+import { lookupUser, type Identity } from '../policy/identity.ts';
 import { loadPolicy, policyPath, type LoadedPolicy } from '../policy/load.ts';
 import { gpuEnvDecision, matchingRules, plannedMounts, ruleEnv, type ListDirs } from '../policy/runtime-rules.ts';
 import type { Policy } from '../policy/schema.ts';
 import type { RuncCall } from './args.ts';
-import { detectCgroupLayout } from './cgroups.ts';
+import { detectCgroupLayout, type CgroupIo, type CgroupLayout } from './cgroups.ts';
 import { containerFacts } from './facts.ts';
 import { rroAvailable } from './features.ts';
 import { handOver } from './handover.ts';
@@ -76,17 +76,30 @@ export interface EditResult {
 }
 
 /** The edit itself, on any Spec: decide with the policy, modify, flush. Throws on a policy failure (nothing flushed). */
-export function editSpec(spec: Spec, call: RuncCall, policy: Policy, host: MountHost): EditResult {
+/** The host facts and effects an edit uses, replaceable in tests. */
+export interface EditHost {
+  mounts: MountHost;
+  lookup: (nameOrUid: string) => Identity;
+  cgroupLayout: () => CgroupLayout;
+  cgroupIo?: CgroupIo;
+  listDirs: ListDirs;
+}
+
+export function hostFor(real: string): EditHost {
+  return { mounts: hostMounts(real), lookup: lookupUser, cgroupLayout: () => detectCgroupLayout(), listDirs };
+}
+
+export function editSpec(spec: Spec, call: RuncCall, policy: Policy, host: EditHost): EditResult {
   const facts = containerFacts(call, spec.config);
   const rules = matchingRules(policy, facts);
-  const plan = plannedMounts(rules, listDirs);
+  const plan = plannedMounts(rules, host.listDirs);
   const parent = cgroupParentOf(spec.config.linux?.cgroupsPath, call.globals.systemdCgroup);
-  const aggregate = parent ? aggregateFor(policy, parent.parent, lookupUser) : undefined;
+  const aggregate = parent ? aggregateFor(policy, parent.parent, host.lookup) : undefined;
   const changes = modifierList([
     ruleEnvModifier(ruleEnv(rules)),
-    mountsModifier(plan.mounts, plan.skipped, host),
+    mountsModifier(plan.mounts, plan.skipped, host.mounts),
     gpuEnvModifier(gpuEnvDecision(policy, facts, rules)),
-    aggregateModifier(aggregate, parent?.driver ?? 'cgroupfs', () => detectCgroupLayout()),
+    aggregateModifier(aggregate, parent?.driver ?? 'cgroupfs', host.cgroupLayout, host.cgroupIo),
   ]).modify(spec);
   const written = spec.flush();
   return { rules: rules.map((r) => r.name), changes, aggregate, namespace: facts.namespace, written };
@@ -159,7 +172,7 @@ export async function create(call: RuncCall, args: string[], env: NodeJS.Process
 
   let result: EditResult;
   try {
-    result = editSpec(spec, call, policy, hostMounts(real));
+    result = editSpec(spec, call, policy, hostFor(real));
   } catch (err) {
     return policyFailure(errorLine(err), log, closed, audit);
   }

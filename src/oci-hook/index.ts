@@ -17,7 +17,7 @@ export async function main(args: string[]): Promise<number> {
   try {
     call = parseRuncArgs(args, process.cwd());
     if (call.command !== undefined && EDITED_COMMANDS.has(call.command)) {
-      return (await import('./create.ts')).create(call, args, env);
+      return await (await import('./create.ts')).create(call, args, env);
     }
     const real = findRealRuntime({ env, policyRealPath: env.GPUGUARD_REAL_RUNTIME ? undefined : await policyRealPathForPassThrough(env) });
     return await handOver(real, args, call, env);

@@ -29,7 +29,8 @@ import { ruleEnvModifier } from './modifiers/env.ts';
 import { gpuEnvModifier } from './modifiers/gpu-env.ts';
 import { modifierList, type Change } from './modifiers/index.ts';
 import { mountsModifier, type MountHost } from './modifiers/mounts.ts';
-import { findRealRuntime, rememberPolicyRealPath } from './real-runtime.ts';
+import { findRealRuntime } from './real-runtime.ts';
+import { rememberPolicyRealPath } from './real-runtime-cache.ts';
 import { reportRuntimeError } from './runc-log.ts';
 
 const DEFAULT_EVENTS_LOG = '/var/log/gpuguard/events.jsonl';

@@ -9,7 +9,6 @@ import { GpuguardError, errorLine } from '../errors.ts';
 import { EDITED_COMMANDS, parseRuncArgs, type RuncCall } from './args.ts';
 import { handOver } from './handover.ts';
 import { findRealRuntime, policyRealPathForPassThrough } from './real-runtime.ts';
-import { reportRuntimeError } from './runc-log.ts';
 
 export async function main(args: string[]): Promise<number> {
   const env = process.env;
@@ -22,7 +21,7 @@ export async function main(args: string[]): Promise<number> {
     const real = findRealRuntime({ env, policyRealPath: env.GPUGUARD_REAL_RUNTIME ? undefined : await policyRealPathForPassThrough(env) });
     return await handOver(real, args, call, env);
   } catch (err) {
-    reportRuntimeError(call?.globals, errorLine(err));
+    (await import('./runc-log.ts')).reportRuntimeError(call?.globals, errorLine(err));
     if (!(err instanceof GpuguardError) && env.GPUGUARD_DEBUG) console.error(err);
     return err instanceof GpuguardError ? err.exitCode : 70;
   }

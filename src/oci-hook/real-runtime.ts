@@ -8,15 +8,16 @@
  *
  * The non-create hot path must not parse the policy, yet must reach the same
  * runtime as `create` did. `create` (which parses the policy anyway) records
- * the policy's realPath in a small cache keyed by the policy file's identity
- * (path, inode, size, mtime); later calls stat the policy and read the cache.
- * A miss parses the policy once (lazily imported) and refreshes the cache; a
- * broken policy means "no realPath" here, so `state`, `kill`, `--version`
- * keep working whatever is in the policy file.
+ * the policy's realPath in a cache entry keyed by the policy file's size and
+ * mtime; later calls read the policy's stamp and the entry (one readlink: the
+ * entry is a symlink whose target is the JSON). A miss parses the policy once
+ * (real-runtime-cache.ts, lazily imported) and refreshes the entry; a broken
+ * policy means "no realPath" here, so `state`, `kill`, `--version` keep
+ * working whatever is in the policy file. This module imports no node:fs
+ * (see fastfs.ts).
  */
-import { accessSync, constants, mkdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
 import { RealBinaryError } from '../errors.ts';
+import { fileStamp, isExecutable, readLink, realpathOf } from './fastfs.ts';
 
 export interface RealRuntimeSources {
   env: NodeJS.ProcessEnv;
@@ -26,25 +27,8 @@ export interface RealRuntimeSources {
   self?: string;
 }
 
-function resolved(path: string): string | undefined {
-  try {
-    return realpathSync(path);
-  } catch {
-    return undefined;
-  }
-}
-
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
-
 export function selfPath(): string {
-  return resolved('/proc/self/exe') ?? resolved(process.execPath) ?? process.execPath;
+  return realpathOf('/proc/self/exe') ?? realpathOf(process.execPath) ?? process.execPath;
 }
 
 export function findRealRuntime(src: RealRuntimeSources): string {
@@ -55,8 +39,8 @@ export function findRealRuntime(src: RealRuntimeSources): string {
   ];
   for (const [from, path] of configured) {
     if (!path) continue;
-    const real = resolved(path);
-    if (!real || !executable(real)) {
+    const real = realpathOf(path);
+    if (!real || !isExecutable(real)) {
       throw new RealBinaryError(`real runtime ${path} (from ${from}) does not exist or is not executable; install runc there or fix ${from}`);
     }
     if (real === self) {
@@ -64,12 +48,12 @@ export function findRealRuntime(src: RealRuntimeSources): string {
     }
     return path;
   }
-  const dirs = (src.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(delimiter).filter(Boolean);
+  const dirs = (src.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':').filter(Boolean);
   let sawSelf = false;
   for (const dir of dirs) {
-    const candidate = join(dir, 'runc');
-    const real = resolved(candidate);
-    if (!real || !executable(real)) continue;
+    const candidate = `${dir.replace(/\/+$/, '')}/runc`;
+    const real = realpathOf(candidate);
+    if (!real || !isExecutable(real)) continue;
     if (real === self) {
       sawSelf = true;
       continue;
@@ -87,9 +71,8 @@ export function findRealRuntime(src: RealRuntimeSources): string {
 
 export const CACHE_DIR = '/run/gpuguard';
 
-interface CacheEntry {
+export interface CacheEntry {
   policy: string;
-  ino: number;
   size: number;
   mtimeMs: number;
   realPath: string | null;
@@ -104,23 +87,12 @@ export function fnv1a(s: string): string {
   return h.toString(16).padStart(8, '0');
 }
 
-function cacheFile(policyPath: string, dir: string): string {
-  return join(dir, `realpath-${fnv1a(policyPath)}.json`);
+export function cacheEntryPath(policyPath: string, dir: string): string {
+  return `${dir}/realpath-${fnv1a(policyPath)}`;
 }
 
-/** Record the policy's realPath for later hot-path calls. Best effort: an unwritable cache only costs speed. */
-export function rememberPolicyRealPath(policyPath: string, realPath: string | undefined, dir = CACHE_DIR): void {
-  try {
-    const st = statSync(policyPath);
-    const entry: CacheEntry = { policy: policyPath, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, realPath: realPath ?? null };
-    mkdirSync(dir, { recursive: true, mode: 0o755 });
-    const file = cacheFile(policyPath, dir);
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(entry), { mode: 0o644 });
-    renameSync(tmp, file);
-  } catch {
-    /* no cache: the next call parses the policy again */
-  }
+export function policyPathOf(env: NodeJS.ProcessEnv): string {
+  return env.GPUGUARD_POLICY || '/etc/gpuguard/policy.yaml';
 }
 
 /**
@@ -129,28 +101,17 @@ export function rememberPolicyRealPath(policyPath: string, realPath: string | un
  * policy gives undefined (PATH search).
  */
 export async function policyRealPathForPassThrough(env: NodeJS.ProcessEnv, dir = CACHE_DIR): Promise<string | undefined> {
-  const policyPath = env.GPUGUARD_POLICY || '/etc/gpuguard/policy.yaml';
-  let st;
-  try {
-    st = statSync(policyPath);
-  } catch {
-    return undefined;
-  }
-  try {
-    const entry = JSON.parse(readFileSync(cacheFile(policyPath, dir), 'utf8')) as CacheEntry;
-    if (entry.policy === policyPath && entry.ino === st.ino && entry.size === st.size && entry.mtimeMs === st.mtimeMs) {
-      return entry.realPath ?? undefined;
+  const policyPath = policyPathOf(env);
+  const stamp = fileStamp(policyPath);
+  if (!stamp) return undefined;
+  const cached = readLink(cacheEntryPath(policyPath, dir));
+  if (cached) {
+    try {
+      const entry = JSON.parse(cached) as CacheEntry;
+      if (entry.policy === policyPath && entry.size === stamp.size && entry.mtimeMs === stamp.mtimeMs) return entry.realPath ?? undefined;
+    } catch {
+      /* miss */
     }
-  } catch {
-    /* miss */
   }
-  let realPath: string | undefined;
-  try {
-    const { loadPolicy } = await import('../policy/load.ts');
-    realPath = loadPolicy(env).policy.runtime.realPath;
-  } catch {
-    realPath = undefined;
-  }
-  rememberPolicyRealPath(policyPath, realPath, dir);
-  return realPath;
+  return (await import('./real-runtime-cache.ts')).refreshPolicyRealPath(env, dir);
 }

@@ -4,7 +4,8 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { descriptorsToKeep, EDITED_COMMANDS, parseRuncArgs } from '../../src/oci-hook/args.ts';
-import { findRealRuntime, policyRealPathForPassThrough, rememberPolicyRealPath } from '../../src/oci-hook/real-runtime.ts';
+import { findRealRuntime, policyRealPathForPassThrough } from '../../src/oci-hook/real-runtime.ts';
+import { rememberPolicyRealPath } from '../../src/oci-hook/real-runtime-cache.ts';
 import { runcLogLine } from '../../src/oci-hook/runc-log.ts';
 import { FIXTURES } from '../harness/tools.ts';
 

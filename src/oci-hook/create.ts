@@ -16,7 +16,7 @@ import { appendEvent, type GpuguardEvent } from '../events/log.ts';
 import { FileSpec, SpecUnreadable, type Spec } from '../oci/spec.ts';
 import { aggregateFor, cgroupParentOf, type AggregateDecision } from '../policy/cgroup-aggregate.ts';
 import { lookupUser, type Identity } from '../policy/identity.ts';
-import { loadPolicy, policyPath, type LoadedPolicy } from '../policy/load.ts';
+import type { LoadedPolicy } from '../policy/load.ts';
 import { gpuEnvDecision, matchingRules, plannedMounts, ruleEnv, type ListDirs } from '../policy/runtime-rules.ts';
 import type { Policy } from '../policy/schema.ts';
 import type { RuncCall } from './args.ts';
@@ -29,7 +29,8 @@ import { ruleEnvModifier } from './modifiers/env.ts';
 import { gpuEnvModifier } from './modifiers/gpu-env.ts';
 import { modifierList, type Change } from './modifiers/index.ts';
 import { mountsModifier, type MountHost } from './modifiers/mounts.ts';
-import { findRealRuntime } from './real-runtime.ts';
+import { findRealRuntime, policyPathOf } from './real-runtime.ts';
+import { loadRuntimePolicy } from './policy-cache.ts';
 import { rememberPolicyRealPath } from './real-runtime-cache.ts';
 import { reportRuntimeError } from './runc-log.ts';
 
@@ -115,7 +116,7 @@ async function fallbackSettings(env: NodeJS.ProcessEnv): Promise<{ closed: boole
   const out = { closed: false, audit: false, log: DEFAULT_EVENTS_LOG };
   try {
     const { parse } = await import('yaml');
-    const raw = parse(readFileSync(policyPath(env), 'utf8')) as {
+    const raw = parse(readFileSync(policyPathOf(env), 'utf8')) as {
       mode?: unknown;
       runtime?: { onPolicyError?: unknown };
       events?: { log?: unknown };
@@ -134,7 +135,7 @@ export async function create(call: RuncCall, args: string[], env: NodeJS.Process
   let loaded: LoadedPolicy | undefined;
   let loadError: string | undefined;
   try {
-    loaded = loadPolicy(env);
+    loaded = await loadRuntimePolicy(env);
   } catch (err) {
     loadError = errorLine(err);
   }

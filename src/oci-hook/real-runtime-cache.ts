@@ -3,7 +3,7 @@
  * /run/gpuguard whose target is the JSON entry, replaced atomically by
  * rename. Off the hot path: only `create` and a cache miss come here.
  */
-import { mkdirSync, renameSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
+import { mkdirSync, readlinkSync, renameSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
 import { cacheEntryPath, CACHE_DIR, policyPathOf, type CacheEntry } from './real-runtime.ts';
 
 /** Record the policy's realPath for later hot-path calls. Best effort: an unwritable cache only costs speed. */
@@ -13,8 +13,14 @@ export function rememberPolicyRealPath(policyPath: string, realPath: string | un
   try {
     const st = statSync(policyPath);
     const entry: CacheEntry = { policy: policyPath, size: st.size, mtimeMs: Math.floor(st.mtimeMs), realPath: realPath ?? null };
+    const target = JSON.stringify(entry);
+    try {
+      if (readlinkSync(file) === target) return;
+    } catch {
+      /* absent */
+    }
     mkdirSync(dir, { recursive: true, mode: 0o755 });
-    symlinkSync(JSON.stringify(entry), tmp);
+    symlinkSync(target, tmp);
     renameSync(tmp, file);
   } catch {
     try {

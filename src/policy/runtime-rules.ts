@@ -7,7 +7,19 @@
  */
 import { posix } from 'node:path';
 import { PolicyError } from '../errors.ts';
-import { DEFAULT_RUNTIME_RULES, type MountRuleT, type Policy, type RuntimeRuleT } from './schema.ts';
+import type { MountRuleT, Policy, RuntimeRuleT } from './schema.ts';
+
+/**
+ * The rules a host with no explicit `runtime.rules` gets: the seeds' read-only
+ * datasets mount. Here rather than in schema.ts so that the runtime wrapper's
+ * create path (which reads a cached, already validated policy) never loads zod.
+ */
+export const DEFAULT_RUNTIME_RULES: RuntimeRuleT[] = [
+  {
+    name: 'datasets',
+    mounts: [{ source: '/srv/datasets', destination: '/srv/datasets', readOnly: true, ifExists: true, writableSuffixes: [] }],
+  },
+];
 
 export interface ContainerFacts {
   /** containerd namespace: moby (dockerd), concourse, k8s.io, default … */

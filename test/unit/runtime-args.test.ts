@@ -8,6 +8,8 @@ import { findRealRuntime, policyRealPathForPassThrough } from '../../src/oci-hoo
 import { rememberPolicyRealPath } from '../../src/oci-hook/real-runtime-cache.ts';
 import { runcLogLine } from '../../src/oci-hook/runc-log.ts';
 import { FIXTURES } from '../harness/tools.ts';
+import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
 
 const B = '/run/containerd/io.containerd.runtime.v2.task/concourse/t1';
 
@@ -113,6 +115,33 @@ test('real runtime: the pass-through reads the policy realPath from a cache keye
     writeFileSync(policy, 'version: [\n');
     assert.equal(await policyRealPathForPassThrough(env, cache), undefined, 'broken policy: PATH search');
     assert.equal(await policyRealPathForPassThrough({ GPUGUARD_POLICY: join(dir, 'none.yaml') }, cache), undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('create’s policy cache: validated JSON reused while the file is unchanged; a change or a writable entry means a fresh parse', async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('the cache is root’s only');
+  const { loadRuntimePolicy } = await import('../../src/oci-hook/policy-cache.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'gg-pc-'));
+  try {
+    const policy = join(dir, 'policy.yaml');
+    const cache = join(dir, 'cache');
+    writeFileSync(policy, 'version: 1\nruntime: {gpuEnv: keep}\n');
+    const env = { GPUGUARD_POLICY: policy };
+    assert.equal((await loadRuntimePolicy(env, cache)).policy.runtime.gpuEnv, 'keep');
+    const [entry] = require('node:fs').readdirSync(cache) as string[];
+    const file = join(cache, entry!);
+    const doctored = JSON.parse(readFileSync(file, 'utf8'));
+    doctored.policy.runtime.gpuEnv = 'sanitize';
+    writeFileSync(file, JSON.stringify(doctored));
+    assert.equal((await loadRuntimePolicy(env, cache)).policy.runtime.gpuEnv, 'sanitize', 'the entry is what is read while fresh');
+    chmodSync(file, 0o666);
+    assert.equal((await loadRuntimePolicy(env, cache)).policy.runtime.gpuEnv, 'keep', 'a world-writable entry is not trusted');
+    writeFileSync(policy, 'version: 1\nruntime: {gpuEnv: sanitize, onPolicyError: closed}\n');
+    assert.equal((await loadRuntimePolicy(env, cache)).policy.runtime.onPolicyError, 'closed', 'a changed file is parsed again');
+    writeFileSync(policy, 'version: 1\nbogus: 1\n');
+    await assert.rejects(loadRuntimePolicy(env, cache), /unknown key "bogus"/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -9,7 +9,7 @@
  * means supported. A runc without `features` (≤ 1.0) does not know `rro`
  * either, so "no features output" soundly means "no rro". Its output does
  * not depend on the kernel, so the kernel is checked from uname. The answer
- * is cached per runtime binary (path, inode, size, mtime) under /run/gpuguard,
+ * is cached per runtime binary (path, inode, size, mtime) in CACHE_DIR,
  * so only the first create after a runc upgrade pays the ~10 ms of `features`.
  */
 import { spawnSync } from 'node:child_process';
@@ -60,7 +60,7 @@ export function runtimeSupportsRro(runtime: string, dir = CACHE_DIR): boolean {
   const r = spawnSync(runtime, ['features'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
   const rro = r.status === 0 && featuresListRro(r.stdout);
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     const entry: FeaturesCache = { runtime, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, rro };
     writeFileSync(`${file}.${process.pid}.tmp`, JSON.stringify(entry));
     renameSync(`${file}.${process.pid}.tmp`, file);

@@ -5,7 +5,7 @@
  * builds its validators on first use), against well under 1 ms for
  * JSON.parse of the validated result. So the first `create` after the policy
  * file changes validates it and stores the validated policy as JSON in
- * /run/gpuguard (tmpfs, root's), keyed by the file's path, inode, size and
+ * the wrapper's cache directory (CACHE_DIR: tmpfs, root's alone), keyed by the file's path, inode, size and
  * mtime; later creates read that. The entry is trusted only if root owns it
  * and nobody else can write it.
  */
@@ -68,7 +68,7 @@ function writeEntry(file: string, entry: PolicyCacheEntry, dir: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
   let fd: number | undefined;
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o644);
     writeSync(fd, JSON.stringify(entry));
     fsyncSync(fd);

@@ -1,6 +1,6 @@
 /**
  * Writing the realPath cache entry (see real-runtime.ts): a symlink in
- * /run/gpuguard whose target is the JSON entry, replaced atomically by
+ * the wrapper's cache directory (CACHE_DIR) whose target is the JSON entry, replaced atomically by
  * rename. Off the hot path: only `create` and a cache miss come here.
  */
 import { mkdirSync, readlinkSync, renameSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
@@ -19,7 +19,7 @@ export function rememberPolicyRealPath(policyPath: string, realPath: string | un
     } catch {
       /* absent */
     }
-    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     symlinkSync(target, tmp);
     renameSync(tmp, file);
   } catch {

@@ -69,7 +69,13 @@ export function findRealRuntime(src: RealRuntimeSources): string {
 
 // --- the realPath cache for the hot path ---------------------------------
 
-export const CACHE_DIR = '/run/gpuguard';
+/**
+ * The wrapper's caches: its own directory directly in /run, which only root
+ * can create, made 0700 by the wrapper (root). Not /run/gpuguard, which other
+ * faces running as ordinary users may need to write (GPU reservations): an
+ * entry here names the program root executes, so nobody else may write here.
+ */
+export const CACHE_DIR = '/run/gpuguard-runc';
 
 export interface CacheEntry {
   policy: string;

@@ -87,6 +87,19 @@ for (const command of ['create', 'start'] as const) {
   });
 }
 
+test('a missing or malformed config.json is handed to the real runtime untouched (it reports its own error)', (t) => {
+  if (missing(t, { files: [BINARY] })) return;
+  for (const content of [undefined, '{"ociVersion": "1.0.2", "process": ']) {
+    const bundle = mkdtempSync(join(dir, 'bad-bundle-'));
+    if (content !== undefined) writeFileSync(join(bundle, 'config.json'), content);
+    const out = join(bundle, 'report');
+    const r = runWrapper(['create', '--bundle', bundle, 'c2'], { GPUGUARD_REAL_RUNTIME: standIn, GPUGUARD_POLICY: policy, REPORT: out });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(report(out).argv, `create --bundle ${bundle} c2`);
+    if (content !== undefined) assert.equal(readFileSync(join(bundle, 'config.json'), 'utf8'), content);
+  }
+});
+
 test('--version and features are the real runc’s bytes; a broken policy does not touch state or --version', (t) => {
   const runc = which('runc');
   if (missing(t, { files: [BINARY], commands: ['runc'] }) || !runc) return;

@@ -17,7 +17,8 @@ import { FileSpec, SpecUnreadable, type Spec } from '../oci/spec.ts';
 import { aggregateFor, cgroupParentOf, type AggregateDecision } from '../policy/cgroup-aggregate.ts';
 import { lookupUser, type Identity } from '../policy/identity.ts';
 import type { LoadedPolicy } from '../policy/load.ts';
-import { gpuEnvDecision, matchingRules, plannedMounts, ruleEnv, type ListDirs } from '../policy/runtime-rules.ts';
+import { GPU_ENV, gpuEnvDecision, matchingRules, plannedMounts, ruleEnv, type ListDirs } from '../policy/runtime-rules.ts';
+import { envMap } from '../oci/env.ts';
 import type { Policy } from '../policy/schema.ts';
 import type { RuncCall } from './args.ts';
 import { detectCgroupLayout, type CgroupIo, type CgroupLayout } from './cgroups.ts';
@@ -74,6 +75,8 @@ export interface EditResult {
   changes: Change[];
   aggregate: AggregateDecision | undefined;
   namespace: string | undefined;
+  /** The devices the container may see after the edit (NVIDIA_VISIBLE_DEVICES), when it may see any. */
+  gpus: string[] | undefined;
   written: boolean;
 }
 
@@ -104,7 +107,9 @@ export function editSpec(spec: Spec, call: RuncCall, policy: Policy, host: EditH
     aggregateModifier(aggregate, parent?.driver ?? 'cgroupfs', host.cgroupLayout, host.cgroupIo),
   ]).modify(spec);
   const written = spec.flush();
-  return { rules: rules.map((r) => r.name), changes, aggregate, namespace: facts.namespace, written };
+  const visible = envMap(spec.config)[GPU_ENV];
+  const gpus = visible && !['void', 'none', ''].includes(visible) ? visible.split(',') : undefined;
+  return { rules: rules.map((r) => r.name), changes, aggregate, namespace: facts.namespace, gpus, written };
 }
 
 /**
@@ -188,6 +193,7 @@ export async function create(call: RuncCall, args: string[], env: NodeJS.Process
   const warnings = result.changes.filter((c) => c.warning).map((c) => c.what);
   if (warnings.length) event.warnings = warnings;
   if (result.aggregate) event.user = result.aggregate.user;
+  if (result.gpus) event.gpus = result.gpus;
   appendEvent(log, event);
   return handOver(real, args, call, env);
 }

@@ -163,6 +163,7 @@ test('GPU env: -e NVIDIA_VISIBLE_DEVICES=all → void; --gpus device=GPU-… kee
   assert.match(await ok(['run', '--rm', '-e', 'NVIDIA_VISIBLE_DEVICES=all', 'bb', 'env']), /^NVIDIA_VISIBLE_DEVICES=void$/m);
   const gpus = await ok(['run', '--rm', '--gpus', `device=${UUID}`, 'bb', 'env']);
   assert.match(gpus, new RegExp(`^NVIDIA_VISIBLE_DEVICES=${UUID}$`, 'm'));
+  assert.deepEqual(lastEvent((e) => e.face === 'runtime')?.gpus, [UUID], 'the event records the granted device');
 });
 
 async function ctr(ns: string, id: string, cmd: string[]) {

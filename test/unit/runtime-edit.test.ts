@@ -127,6 +127,7 @@ test('docker --gpus device=GPU-…: the NVIDIA hook is a grant, the device list 
   const r = editSpec(spec, dockerCall(), policy, host());
   assert.equal(envMap(spec.config).NVIDIA_VISIBLE_DEVICES, 'GPU-11111111-2222-3333-4444-555555555555');
   assert.ok(!r.changes.some((c) => c.modifier === 'gpu-env'));
+  assert.deepEqual(r.gpus, ['GPU-11111111-2222-3333-4444-555555555555']);
 });
 
 test('ctr in namespace concourse: rule env (process.env created), /srv/* glob with writable suffix', () => {
@@ -134,6 +135,7 @@ test('ctr in namespace concourse: rule env (process.env created), /srv/* glob wi
   assert.equal(spec.config.process!.env, undefined);
   const r = editSpec(spec, ctrCall, policy, host());
   assert.equal(r.namespace, 'concourse');
+  assert.deepEqual(r.gpus, ['all']);
   assert.deepEqual(r.rules, ['concourse-gpu', 'datasets', 'concourse-srv']);
   assert.deepEqual(spec.config.process!.env, ['NVIDIA_VISIBLE_DEVICES=all', 'NVIDIA_DRIVER_CAPABILITIES=all']);
   assert.deepEqual(mountAt(spec.config, '/srv/a')[0]!.options, ['rbind', 'ro', 'rro', 'nosuid', 'nodev']);

@@ -80,7 +80,6 @@ export interface EditResult {
   written: boolean;
 }
 
-/** The edit itself, on any Spec: decide with the policy, modify, flush. Throws on a policy failure (nothing flushed). */
 /** The host facts and effects an edit uses, replaceable in tests. */
 export interface EditHost {
   mounts: MountHost;
@@ -94,6 +93,7 @@ export function hostFor(real: string): EditHost {
   return { mounts: hostMounts(real), lookup: lookupUser, cgroupLayout: () => detectCgroupLayout(), listDirs };
 }
 
+/** The edit itself, on any Spec: decide with the policy, modify, flush. Throws on a policy failure (nothing flushed). */
 export function editSpec(spec: Spec, call: RuncCall, policy: Policy, host: EditHost): EditResult {
   const facts = containerFacts(call, spec.config);
   const rules = matchingRules(policy, facts);

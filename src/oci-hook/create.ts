@@ -18,7 +18,6 @@ import { aggregateFor, cgroupParentOf, type AggregateDecision } from '../policy/
 import { lookupUser, type Identity } from '../policy/identity.ts';
 import type { LoadedPolicy } from '../policy/load.ts';
 import { GPU_ENV, gpuEnvDecision, matchingRules, plannedMounts, ruleEnv, type ListDirs } from '../policy/runtime-rules.ts';
-import { envMap } from '../oci/env.ts';
 import type { Policy } from '../policy/schema.ts';
 import type { RuncCall } from './args.ts';
 import { detectCgroupLayout, type CgroupIo, type CgroupLayout } from './cgroups.ts';
@@ -107,7 +106,8 @@ export function editSpec(spec: Spec, call: RuncCall, policy: Policy, host: EditH
     aggregateModifier(aggregate, parent?.driver ?? 'cgroupfs', host.cgroupLayout, host.cgroupIo),
   ]).modify(spec);
   const written = spec.flush();
-  const visible = envMap(spec.config)[GPU_ENV];
+  // The NVIDIA hook reads the last value of the variable (docker appends --gpus' after any -e).
+  const visible = spec.config.process?.env?.filter((e) => e.startsWith(`${GPU_ENV}=`)).at(-1)?.slice(GPU_ENV.length + 1);
   const gpus = visible && !['void', 'none', ''].includes(visible) ? visible.split(',') : undefined;
   return { rules: rules.map((r) => r.name), changes, aggregate, namespace: facts.namespace, gpus, written };
 }

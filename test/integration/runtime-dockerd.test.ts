@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { forgetCacheEntries } from './runtime-cache-cleanup.ts';
 import { BINARY, ensureTestUsers, IS_ROOT, missing, run, startDockerd, which, type PrivateDockerd } from '../harness/index.ts';
 
 let d: PrivateDockerd | undefined;
@@ -105,6 +106,7 @@ after(async () => {
       }
     }
   }
+  for (const p of ['policy.yaml', 'broken-closed.yaml', 'broken-open.yaml']) forgetCacheEntries(join(dir, p));
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -13,6 +13,7 @@ import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BINARY, FIXTURES, missing, which } from '../harness/index.ts';
+import { forgetCacheEntries } from './runtime-cache-cleanup.ts';
 
 let dir: string;
 let wrapper: string;
@@ -35,7 +36,10 @@ before(() => {
   policy = join(dir, 'policy.yaml');
   writeFileSync(policy, `version: 1\nevents: {log: ${join(dir, 'events.jsonl')}}\nruntime: {rules: []}\n`);
 });
-after(() => rmSync(dir, { recursive: true, force: true }));
+after(() => {
+  for (const p of [policy, join(dir, 'bad.yaml')]) forgetCacheEntries(p);
+  rmSync(dir, { recursive: true, force: true });
+});
 
 function runWrapper(args: string[], env: Record<string, string>, extraFd?: number, cwd?: string) {
   const stdio: (string | number)[] = ['ignore', 'pipe', 'pipe'];

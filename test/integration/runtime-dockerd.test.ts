@@ -43,7 +43,7 @@ before(async () => {
     policy,
     `version: 1
 groups:
-  students: {members: ["@gg-students"], aggregate: {memory: 64m, memoryHigh: 60m, pids: 500}}
+  students: {members: ["@gg-students"], aggregate: {memory: 64m, memoryHigh: 60m, pids: 500, cpus: 1.5}}
   researchers: {members: ["@gg-researchers"]}
 cgroup: {parent: "${cgroupTop}/{group}/{user}"}
 runtime:
@@ -245,6 +245,8 @@ test('aggregate 64 MiB: two of alice’s containers writing 40 MiB to /dev/shm c
   assert.equal(readFileSync(join(mem, 'memory.limit_in_bytes'), 'utf8').trim(), String(64 * 1024 * 1024));
   assert.equal(readFileSync(join(mem, 'memory.soft_limit_in_bytes'), 'utf8').trim(), String(60 * 1024 * 1024));
   assert.equal(readFileSync(join('/sys/fs/cgroup/pids', cgroupTop, 'students/alice/pids.max'), 'utf8').trim(), '500');
+  assert.equal(readFileSync(join('/sys/fs/cgroup/cpu', cgroupTop, 'students/alice/cpu.cfs_quota_us'), 'utf8').trim(), '150000');
+  assert.equal(readFileSync(join('/sys/fs/cgroup/cpu', cgroupTop, 'students/alice/cpu.cfs_period_us'), 'utf8').trim(), '100000');
   const ev = lastEvent((e) => e.user === 'alice');
   assert.ok(ev, 'the event names the user');
 

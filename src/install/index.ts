@@ -29,6 +29,8 @@ export async function runInstall(args: string[], out: Out = (l) => console.log(l
   if (args.includes('--help') || args.includes('-h')) return (console.log(INSTALL_USAGE), 0);
   const opts = parseInstallArgs(args);
   if (opts.uninstall) return uninstall(opts, out);
+  // A silent dry run first: every refusal comes before the first change, so nothing is left half-done.
+  if (!opts.dryRun) await new Installer({ ...opts, dryRun: true }, () => {}).install();
   return new Installer(opts, out).install();
 }
 
@@ -454,6 +456,7 @@ async function uninstall(opts: InstallOptions, out: Out): Promise<number> {
   };
   let daemonChanged = false;
   let problems = 0;
+  const busyDirs: string[] = [];
   for (const change of [...state.changes].reverse()) {
     switch (change.kind) {
       case 'created':
@@ -463,7 +466,7 @@ async function uninstall(opts: InstallOptions, out: Out): Promise<number> {
             if (!opts.dryRun) rmdirSync(change.path);
             out(`uninstall: ${opts.dryRun ? 'would remove' : 'removed'} directory ${change.path}`);
           } catch {
-            out(`uninstall: kept ${change.path}: not empty (files not made by install.sh)`);
+            busyDirs.push(change.path); // perhaps it holds state.json: tried again below
           }
         } else say(`remove ${change.path}`, () => unlinkSync(change.path));
         break;
@@ -514,6 +517,14 @@ async function uninstall(opts: InstallOptions, out: Out): Promise<number> {
         rmdirSync(d);
       } catch {
         /* not empty: keep */
+      }
+    }
+    for (const d of busyDirs) {
+      try {
+        rmdirSync(d);
+        out(`uninstall: removed directory ${d}`);
+      } catch {
+        out(`uninstall: kept ${d}: not empty (files not made by install.sh)`);
       }
     }
   });

@@ -37,7 +37,7 @@ interface Line {
 
 async function doctor(env: Record<string, string> = {}): Promise<{ code: number; lines: Line[]; text: string }> {
   const base = { GPUGUARD_NVIDIA_SMI: smi, PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
-  const clean = { ...process.env, ...base, ...env };
+  const clean: NodeJS.ProcessEnv = { ...process.env, ...base, ...env };
   delete clean.DOCKER_HOST;
   delete clean.GPUGUARD_POLICY;
   const j = await run(BINARY, ['doctor', '--root', root, '--json'], { env: clean, extendEnv: false });

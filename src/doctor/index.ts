@@ -12,7 +12,7 @@ import { UsageError } from '../errors.ts';
 import { builtinPolicy, DEFAULT_POLICY_PATH, parsePolicy } from '../policy/load.ts';
 import type { Policy } from '../policy/schema.ts';
 import { DEFAULTS, RUNTIME_NAME, underRoot, explicitLoc, type Loc } from '../install/layout.ts';
-import { readState, type InstallState } from '../install/state.ts';
+import { hostPath, readState, type InstallState } from '../install/state.ts';
 import type { DaemonConfig } from '../install/daemon-json.ts';
 import type { ContainerDetails, DaemonInfo } from '../docker/gateway.ts';
 
@@ -61,8 +61,12 @@ function parseArgs(args: string[]): DoctorOptions {
   return { ...o, stateDir: stateDir ? explicitLoc(stateDir) : underRoot(o.root, DEFAULTS.stateDir) };
 }
 
-/** Follow symlinks of a path inside root (absolute targets are inside root too). */
-export function resolveIn(root: string, path: string): string | undefined {
+/**
+ * Follow symlinks of a path inside root: an absolute target is read inside
+ * root (`map` turns it into a path here; explicit install locations map to
+ * themselves).
+ */
+export function resolveIn(root: string, path: string, map: (abs: string) => string = (abs) => join(root, abs)): string | undefined {
   if (root === '/') {
     try {
       return realpathSync(path);
@@ -80,7 +84,7 @@ export function resolveIn(root: string, path: string): string | undefined {
     }
     if (!st.isSymbolicLink()) return cur;
     const target = readlinkSync(cur);
-    cur = isAbsolute(target) ? join(root, target) : join(dirname(cur), target);
+    cur = isAbsolute(target) ? map(target) : join(dirname(cur), target);
   }
   return undefined;
 }
@@ -104,11 +108,12 @@ class Doctor {
   private info: DaemonInfo | undefined;
   private infoError = '';
   private realDocker: string | undefined;
+  private realDockerFrom = '';
 
   constructor(private readonly o: DoctorOptions) {
     this.state = readState(o.stateDir);
     this.lib = this.state?.lib ?? underRoot(o.root, DEFAULTS.lib);
-    this.ours = resolveIn(o.root, join(this.lib.host, 'gpuguard'));
+    this.ours = this.resolve(join(this.lib.host, 'gpuguard'));
   }
 
   private add(check: string, status: Status, message: string, fix?: string): void {
@@ -117,15 +122,15 @@ class Doctor {
 
   /** A view path (from the policy or daemon.json) as this process sees it. */
   private host(view: string): string {
-    if (this.o.root === '/') return view;
-    for (const loc of [this.lib, ...(this.state ? [this.state.policy, this.state.daemonJson, this.state.eventsLog, ...this.state.binDirs] : [])]) {
-      if (loc.host === loc.view && (view === loc.view || view.startsWith(`${loc.view}/`))) return view;
-    }
-    return join(this.o.root, view);
+    return hostPath({ root: this.o.root, explicit: this.state?.explicit }, view);
+  }
+
+  private resolve(hostPath: string): string | undefined {
+    return resolveIn(this.o.root, hostPath, (abs) => this.host(abs));
   }
 
   private isOurs(hostPath: string): boolean {
-    const r = resolveIn(this.o.root, hostPath);
+    const r = this.resolve(hostPath);
     return r !== undefined && r === this.ours;
   }
 
@@ -163,7 +168,8 @@ class Doctor {
   private findRealDocker(): void {
     const fromEnv = process.env.GPUGUARD_REAL_DOCKER;
     const view = fromEnv ?? this.policy.docker.realPath ?? this.state?.realDocker;
-    this.realDocker = view ? (fromEnv ? view : this.host(view)) : undefined;
+    this.realDocker = view ? (fromEnv ? view : this.host(view)) : this.pathDirs().map((d) => join(d, 'docker')).find((p) => executable(p) && !this.isOurs(p));
+    this.realDockerFrom = fromEnv ? 'GPUGUARD_REAL_DOCKER' : this.policy.docker.realPath ? 'docker.realPath in the policy' : view ? 'the install record' : 'PATH';
   }
 
   /** Live facts only from a daemon we were pointed at: the host's, or DOCKER_HOST (never the host's from a --root check). */
@@ -193,7 +199,7 @@ class Doctor {
     let first: string | undefined;
     for (const dir of this.pathDirs()) {
       const p = join(dir, 'docker');
-      if (resolveIn(this.o.root, p) && (this.o.root !== '/' || executable(p))) {
+      if (this.resolve(p) && (this.o.root !== '/' || executable(p))) {
         first = p;
         break;
       }
@@ -246,7 +252,8 @@ class Doctor {
     if (!this.realDocker) this.add('real-cli', 'fail', 'the policy has no docker.realPath and no install record names the real docker CLI', fix);
     else if (!executable(this.realDocker)) this.add('real-cli', 'fail', `the real docker CLI ${this.realDocker} is missing or not executable`, `${fix}; or reinstall docker.io`);
     else if (this.isOurs(this.realDocker)) this.add('real-cli', 'fail', `the "real" docker CLI ${this.realDocker} is gpuguard itself (a loop)`, fix);
-    else this.add('real-cli', 'ok', `real docker CLI: ${this.realDocker}`);
+    else if (this.realDockerFrom === 'PATH') this.add('real-cli', 'warn', `no docker.realPath in the policy; the first docker on PATH that is not gpuguard is ${this.realDocker}`, fix);
+    else this.add('real-cli', 'ok', `real docker CLI: ${this.realDocker} (from ${this.realDockerFrom})`);
   }
 
   private readDaemonJson(): string {
@@ -287,13 +294,13 @@ class Doctor {
     for (const [n, p] of all) {
       if (!this.isOurs(this.host(p))) continue;
       const realLink = `${this.host(p)}.real`;
-      const target = resolveIn(this.o.root, realLink);
+      const target = this.resolve(realLink);
       if (!target || !executable(target) || target === this.ours) broken.push(`${n} (${p}.real → ${readlinkOr(realLink) ?? 'missing'})`);
       else reals.push(`${n} → ${readlinkOr(realLink)}`);
     }
     const pr = this.policy.runtime.realPath;
     if (pr) {
-      const t = resolveIn(this.o.root, this.host(pr));
+      const t = this.resolve(this.host(pr));
       if (!t || !executable(t) || t === this.ours) broken.push(`runtime.realPath ${pr} in the policy`);
     }
     if (broken.length) this.add('real-runtime', 'fail', `real runtime missing or not executable: ${broken.join(', ')}`, 'reinstall the runtime (apt-get install runc / nvidia-container-toolkit), or run install.sh --uninstall then install.sh');

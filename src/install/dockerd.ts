@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { GpuguardError } from '../errors.ts';
-import { dockerInfo } from '../docker/gateway.ts';
+import { dockerInfo, type DaemonInfo } from '../docker/gateway.ts';
 import { DEFAULTS } from './layout.ts';
 
 export interface ReloadResult {
@@ -49,19 +49,22 @@ export function reloadDockerd(root: string, pidfile: string | undefined): Reload
 
 /** Wait (up to 10 s: the reload is asynchronous) until `docker info` lists the runtime, as the default if asked. */
 export async function verifyRuntime(realDocker: string, name: string, asDefault: boolean, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  await waitForInfo(realDocker, (info) => Object.keys(info.Runtimes ?? {}).includes(name) && (!asDefault || info.DefaultRuntime === name), `runtime "${name}"${asDefault ? ' as the default' : ''}`, env);
+}
+
+export async function waitForInfo(realDocker: string, ok: (info: DaemonInfo) => boolean, what: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const deadline = Date.now() + 10_000;
   let last = '';
   for (;;) {
     try {
       const info = await dockerInfo(realDocker, env);
-      const listed = Object.keys(info.Runtimes ?? {});
-      if (listed.includes(name) && (!asDefault || info.DefaultRuntime === name)) return;
-      last = `runtimes ${listed.join(', ') || 'none'}, default ${info.DefaultRuntime ?? '?'}`;
+      if (ok(info)) return;
+      last = `runtimes ${Object.keys(info.Runtimes ?? {}).join(', ') || 'none'}, default ${info.DefaultRuntime ?? '?'}`;
     } catch (err) {
       last = (err as Error).message;
     }
     if (Date.now() > deadline) {
-      throw new GpuguardError(`dockerd was reloaded but docker info does not show runtime "${name}"${asDefault ? ' as the default' : ''} (${last}); dockerd logs why (journalctl -u docker): often a --default-runtime or --add-runtime flag on its command line that conflicts with daemon.json`);
+      throw new GpuguardError(`dockerd was reloaded but docker info does not show ${what} (${last}); dockerd logs why (journalctl -u docker): often a --default-runtime or --add-runtime flag on its command line that conflicts with daemon.json`);
     }
     await new Promise((r) => setTimeout(r, 200));
   }

@@ -18,8 +18,8 @@ import { mergeDaemonConfig, parseDaemonJson, formatDaemonJson, unmergeDaemonConf
 import { divert, listDiversions, owningPackage, undivert } from './dpkg.ts';
 import { DEFAULTS, INSTALL_USAGE, parseInstallArgs, RUNTIME_NAME, type InstallOptions, type Loc } from './layout.ts';
 import { ensurePolicyKeys, examplePolicy } from './policy-file.ts';
-import { readState, statePath, type Change, type InstallState } from './state.ts';
-import { reloadDockerd, verifyRuntime } from './dockerd.ts';
+import { hostPath, readState, statePath, type Change, type InstallState } from './state.ts';
+import { reloadDockerd, verifyRuntime, waitForInfo } from './dockerd.ts';
 
 export const BACKUP_SUFFIX = '.pre-gpuguard';
 
@@ -104,6 +104,7 @@ class Installer {
       version: 1, root: opts.root, lib: opts.lib, binDirs: opts.binDirs, policy: opts.policy, daemonJson: opts.daemonJson,
       eventsLog: opts.eventsLog, concourse: opts.concourse, dockerdPid: opts.dockerdPid, runtimes: {}, stateDirsCreated: [], changes: [],
     };
+    this.state.explicit = this.explicitPaths();
     this.shimTarget = `${opts.lib.view}/gpuguard`;
   }
 
@@ -121,12 +122,15 @@ class Installer {
     this.state.changes.push(change);
   }
 
+  private explicitPaths(): string[] {
+    if (this.opts.root === '/') return [];
+    const o = this.opts;
+    return [o.lib, o.policy, o.daemonJson, o.eventsLog, o.stateDir, ...o.binDirs, ...(o.realRuntime ? [o.realRuntime] : [])].filter((l) => l.host === l.view).map((l) => l.view);
+  }
+
   /** The host path of a view path: under --root unless it is one of the explicit locations. */
   private host(view: string): string {
-    for (const loc of [this.opts.lib, this.opts.policy, this.opts.daemonJson, this.opts.eventsLog, this.opts.stateDir, ...this.opts.binDirs, ...(this.opts.realRuntime ? [this.opts.realRuntime] : [])]) {
-      if (loc.host === loc.view && (view === loc.view || view.startsWith(`${loc.view}/`))) return view;
-    }
-    return this.opts.root === '/' ? view : join(this.opts.root, view);
+    return hostPath({ root: this.opts.root, explicit: this.explicitPaths() }, view);
   }
 
   private isOurs(hostPath: string): boolean {
@@ -468,7 +472,13 @@ async function uninstall(opts: InstallOptions, out: Out): Promise<number> {
           } catch {
             busyDirs.push(change.path); // perhaps it holds state.json: tried again below
           }
-        } else say(`remove ${change.path}`, () => unlinkSync(change.path));
+        } else {
+          if (change.path === state.daemonJson.host) {
+            daemonChanged = true;
+            await revertLive(state, opts, out, change.path, undefined);
+          }
+          say(`remove ${change.path}`, () => unlinkSync(change.path));
+        }
         break;
       case 'replaced': {
         if (change.what === 'daemon.json') daemonChanged = true;
@@ -479,10 +489,12 @@ async function uninstall(opts: InstallOptions, out: Out): Promise<number> {
         }
         const current = lexists(change.path) ? sha256(change.path) : undefined;
         if (current === change.sha256 && !change.unmerge) {
+          if (change.what === 'daemon.json') await revertLive(state, opts, out, change.path, readFileSync(change.backup, 'utf8'));
           say(`restore ${change.path} from ${change.backup}`, () => renameSync(change.backup, change.path));
         } else if (change.what === 'daemon.json' && current !== undefined) {
           const text = readFileSync(change.path, 'utf8');
           const config = unmergeDaemonConfig(parseDaemonJson(text, change.path), state.lib.view, state.runtimes, state.previousDefaultRuntime, state.hadRuntimes ?? true);
+          await revertLive(state, opts, out, change.path, formatDaemonJson(config, text));
           const st = statSync(change.path);
           say(`take gpuguard out of ${change.path} (edited since install: other changes kept; the pre-install file stays as ${change.backup})`, () =>
             writeAtomic(change.path, formatDaemonJson(config, text), st.mode & 0o7777, { uid: st.uid, gid: st.gid }));
@@ -540,3 +552,23 @@ async function uninstall(opts: InstallOptions, out: Out): Promise<number> {
   return problems ? 1 : 0;
 }
 
+/**
+ * dockerd applies on reload only the options a file names: a daemon.json
+ * without "default-runtime" or "runtimes" leaves the old values in force.
+ * So before the final file goes back, dockerd is reloaded once with both
+ * named (the final file's values, or runc and no runtimes) and watched
+ * until it no longer uses ours.
+ */
+async function revertLive(state: InstallState, opts: InstallOptions, out: Out, path: string, finalText: string | undefined): Promise<void> {
+  if (opts.dryRun || !opts.reload) return;
+  const final = finalText === undefined ? {} : parseDaemonJson(finalText, path);
+  if (final['default-runtime'] !== undefined && final.runtimes !== undefined) return;
+  const transition = { ...final, 'default-runtime': final['default-runtime'] ?? 'runc', runtimes: final.runtimes ?? {} };
+  const st = statSync(path);
+  writeAtomic(path, formatDaemonJson(transition, finalText ?? ''), st.mode & 0o7777, { uid: st.uid, gid: st.gid });
+  const how = reloadDockerd(state.root, state.dockerdPid);
+  if (!how.reloaded) return;
+  out(`uninstall: ${how.message}, naming default-runtime "${transition['default-runtime']}" (a reload keeps options the file leaves out)`);
+  if (!state.realDocker) return;
+  await waitForInfo(hostPath(state, state.realDocker), (info) => info.DefaultRuntime !== RUNTIME_NAME && !Object.keys(info.Runtimes ?? {}).includes(RUNTIME_NAME), `runtime "${RUNTIME_NAME}" gone`);
+}

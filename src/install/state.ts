@@ -36,9 +36,18 @@ export interface InstallState {
   /** daemon.json before: its default runtime and whether it had a runtimes key. */
   previousDefaultRuntime?: string;
   hadRuntimes?: boolean;
+  /** Paths given explicitly (used as they are, not under root): their view is their host path. */
+  explicit?: string[];
   /** Directories created to hold state.json itself, removed last. */
   stateDirsCreated: string[];
   changes: Change[];
+}
+
+/** A view path (as written in files) as this process sees it. */
+export function hostPath(state: Pick<InstallState, 'root' | 'explicit'>, view: string): string {
+  if (state.root === '/') return view;
+  for (const e of state.explicit ?? []) if (view === e || view.startsWith(`${e}/`)) return view;
+  return join(state.root, view);
 }
 
 export function statePath(stateDir: Loc): string {

@@ -1,0 +1,158 @@
+/**
+ * A real install against a private dockerd: install.sh merges the daemon's
+ * own daemon.json, reloads it by pid (SIGHUP) and checks `docker info`;
+ * `docker run` through the installed shim as a real user gets labels and the
+ * datasets mount; doctor passes, then finds containers made around
+ * gpuguard; --uninstall puts the daemon back and doctor names what is gone.
+ * The tree (bin dir with the shim, lib, policy, state, event log) is a temp
+ * dir; nothing of the host is touched.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  BINARY, ensureTestUsers, fakeNvidiaSmi, IN_CI, IS_ROOT, missing, ROOT, run, runAs, startDockerd, which, type PrivateDockerd,
+} from '../harness/index.ts';
+
+let d: PrivateDockerd | undefined;
+let tree = '';
+const paths = () => ({
+  bin: join(tree, 'bin'),
+  lib: join(tree, 'lib'),
+  policy: join(tree, 'etc/policy.yaml'),
+  state: join(tree, 'state'),
+  log: join(tree, 'log/events.jsonl'),
+  datasets: join(tree, 'datasets'),
+});
+let smi = '';
+
+const needs = { root: true, commands: ['dockerd', 'runc', 'runuser'], files: [BINARY, '/usr/bin/docker'] };
+
+before(async () => {
+  if (!IS_ROOT || !which('dockerd')) return;
+  ensureTestUsers();
+  tree = mkdtempSync('/tmp/gg-inst-');
+  chmodSync(tree, 0o755);
+  const p = paths();
+  mkdirSync(p.bin);
+  // The "host's" docker CLI, in a PATH directory of its own.
+  symlinkSync('/usr/bin/docker', join(p.bin, 'docker'));
+  smi = fakeNvidiaSmi(tree, 'a100-mig-mixed');
+  d = await startDockerd({ socketGroup: 'gg-docker', env: { GPUGUARD_POLICY: p.policy } });
+});
+after(async () => {
+  await d?.stop();
+  if (tree) rmSync(tree, { recursive: true, force: true });
+});
+
+function installArgs(): string[] {
+  const p = paths();
+  return ['--root', tree, '--bin-dir', p.bin, '--lib-dir', p.lib, '--policy', p.policy, '--state-dir', p.state, '--events-log', p.log,
+    '--daemon-json', d!.configFile, '--dockerd-pid', join(d!.dir, 'docker.pid'), '--real-runtime', which('runc')!];
+}
+
+function env(): Record<string, string> {
+  return { ...d!.clientEnv, GPUGUARD_POLICY: paths().policy, GPUGUARD_NVIDIA_SMI: smi, PATH: `${paths().bin}:/usr/sbin:/usr/bin:/sbin:/bin` };
+}
+
+async function doctor(): Promise<{ exit: number; checks: { check: string; status: string; message: string }[] }> {
+  const r = await run(BINARY, ['doctor', '--json', '--root', tree, '--state-dir', paths().state, '--daemon-json', d!.configFile, '--user', 'alice', '--path', env().PATH!], { env: env() });
+  return JSON.parse(r.stdout);
+}
+const status = (ds: { checks: { check: string; status: string; message: string }[] }, check: string) => ds.checks.find((c) => c.check === check);
+
+describe('install.sh against a private dockerd', { concurrency: false }, () => {
+  test('install registers the runtime, reloads dockerd, and doctor passes', async (t) => {
+    if (missing(t, needs)) return;
+    const r = await run('bash', [join(ROOT, 'install.sh'), ...installArgs()], { env: env() });
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /reloaded dockerd \(SIGHUP to pid \d+/);
+    assert.match(r.stdout, /docker info lists runtime "gpuguard" as the default/);
+    const info = await d!.docker(['info', '--format', '{{.DefaultRuntime}} {{json .Runtimes}}']);
+    assert.match(info.stdout, /^gpuguard /);
+    assert.match(info.stdout, new RegExp(`"gpuguard":\\{"path":"${paths().lib}/runtimes/gpuguard/gpuguard-runc"`));
+    const policy = readFileSync(paths().policy, 'utf8');
+    assert.match(policy, new RegExp(`realPath: ${paths().bin}/docker.real`));
+    assert.match(policy, /parent: "\/gpuguard\/\{group\}\/\{user\}"/, 'cgroupfs daemon → cgroupfs parent');
+
+    const doc = await doctor();
+    assert.deepEqual(doc.checks.filter((c) => c.status !== 'ok'), [], 'every check ok');
+    assert.equal(doc.exit, 0);
+
+    const again = await run('bash', [join(ROOT, 'install.sh'), ...installArgs()], { env: env() });
+    assert.match(again.stdout, /nothing to change/);
+  });
+
+  test('docker run through the installed shim, as a real user: labels and the datasets mount', async (t) => {
+    if (missing(t, needs)) return;
+    // The shim and the runtime wrapper are other engineers' work: when this branch lacks them, say so.
+    const probe = await runAs('alice', join(paths().bin, 'docker'), ['version', '--format', '{{.Server.Version}}'], { env: env() });
+    if (/not built yet/.test(probe.stderr)) {
+      const msg = `the docker shim is not built on this branch yet (${probe.stderr.trim()})`;
+      if (IN_CI) assert.fail(msg);
+      t.skip(msg);
+      return;
+    }
+    const r = await runAs('alice', join(paths().bin, 'docker'), ['run', '--rm', '--name', 'gg-inst-alice', 'bb', 'sh', '-c', 'grep " /srv/datasets " /proc/mounts || echo no-datasets'], { env: env() });
+    assert.equal(r.code, 0, r.stderr);
+    void r; // labels are read while a container exists: create one
+    const c = await runAs('alice', join(paths().bin, 'docker'), ['create', '--name', 'gg-inst-alice2', 'bb', 'true'], { env: env() });
+    assert.equal(c.code, 0, c.stderr);
+    const labels = JSON.parse((await d!.docker(['inspect', '--format', '{{json .Config.Labels}}', 'gg-inst-alice2'])).stdout);
+    assert.equal(labels['ds01.user'], 'alice');
+    assert.equal(labels['ds01.managed'], 'true');
+    await d!.docker(['rm', '-f', 'gg-inst-alice2']);
+    if (existsSync('/srv/datasets')) assert.match(r.stdout, / \/srv\/datasets .*ro[,\s]/);
+  });
+
+  test('doctor finds containers made around gpuguard', async (t) => {
+    if (missing(t, needs)) return;
+    // The real CLI straight to the socket: no labels; --runtime runc; --gpus without an allocation.
+    assert.equal((await d!.docker(['create', '--name', 'gg-around', 'bb', 'true'])).code, 0);
+    assert.equal((await d!.docker(['create', '--name', 'gg-runc', '--runtime', 'runc', '--label', 'ds01.user=alice', 'bb', 'true'])).code, 0);
+    assert.equal((await d!.docker(['create', '--name', 'gg-gpu', '--gpus', 'all', '--label', 'ds01.user=alice', 'bb', 'true'])).code, 0);
+    try {
+      const doc = await doctor();
+      assert.equal(doc.exit, 2);
+      assert.equal(status(doc, 'owner-labels')?.status, 'warn');
+      assert.match(status(doc, 'owner-labels')!.message, /1 of 3 container\(s\) have no ds01\.user label.*gg-around/);
+      assert.equal(status(doc, 'gpu-allocations')?.status, 'fail');
+      assert.match(status(doc, 'gpu-allocations')!.message, /1 container\(s\) hold GPUs without a ds01\.gpu\.allocated label.*gg-gpu/);
+      assert.equal(status(doc, 'container-runtimes')?.status, 'fail');
+      assert.match(status(doc, 'container-runtimes')!.message, /1 container\(s\) run with a runtime that is not gpuguard \(runc\): gg-runc/);
+    } finally {
+      await d!.docker(['rm', '-f', 'gg-around', 'gg-runc', 'gg-gpu']);
+    }
+  });
+
+  test('doctor: a user whose PATH finds another docker first', async (t) => {
+    if (missing(t, needs)) return;
+    const r = await run(BINARY, ['doctor', '--json', '--root', tree, '--state-dir', paths().state, '--user', 'alice', '--path', '/usr/bin:/bin'], { env: env() });
+    const l = (JSON.parse(r.stdout).checks as { check: string; status: string; message: string }[]).find((c) => c.check === 'shim-on-path-user')!;
+    assert.equal(l.status, 'fail');
+    assert.match(l.message, /user alice's first docker is \/usr\/bin\/docker, not gpuguard/);
+  });
+
+  test('--uninstall restores daemon.json and the CLI, reloads dockerd; doctor names what is missing', async (t) => {
+    if (missing(t, needs)) return;
+    const before = readFileSync(`${d!.configFile}.pre-gpuguard`, 'utf8');
+    const r = await run('bash', [join(ROOT, 'install.sh'), '--uninstall', ...installArgs()], { env: env() });
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.equal(readFileSync(d!.configFile, 'utf8'), before);
+    assert.match(r.stdout, /reloaded dockerd/);
+    // SIGHUP is handled asynchronously: wait for the default runtime to be runc again.
+    let def = '';
+    for (let i = 0; i < 50 && def !== 'runc'; i++) {
+      def = (await d!.docker(['info', '--format', '{{.DefaultRuntime}}'])).stdout.trim();
+      if (def !== 'runc') await new Promise((res) => setTimeout(res, 200));
+    }
+    assert.equal(def, 'runc');
+    assert.ok(!existsSync(paths().lib) && !existsSync(paths().state) && !existsSync(paths().policy));
+    const doc = await doctor();
+    assert.equal(doc.exit, 2);
+    for (const check of ['shim-on-path', 'runtime-registered', 'runtime-default']) assert.equal(status(doc, check)?.status, 'fail', check);
+    assert.match(status(doc, 'runtime-registered')!.message, /registers no runtime "gpuguard"/);
+    assert.match(status(doc, 'runtime-default')!.message, /the running dockerd uses default runtime "runc"/);
+  });
+});

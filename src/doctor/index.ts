@@ -159,7 +159,9 @@ class Doctor {
     }
     try {
       this.policy = parsePolicy(text, file);
-      this.add('policy', 'ok', `${file} is valid (mode ${this.policy.mode})`);
+      const perm = statSync(file).mode & 0o777;
+      if ((perm & 0o004) === 0) this.add('policy', 'warn', `${file} is valid but mode ${perm.toString(8)}: the shim runs as the calling user and cannot read it`, `chmod 0644 ${file}`);
+      else this.add('policy', 'ok', `${file} is valid (mode ${this.policy.mode})`);
     } catch (err) {
       this.add('policy', 'fail', (err as Error).message, `fix the file, then: gpuguard policy check ${file}`);
     }

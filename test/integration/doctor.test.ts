@@ -90,6 +90,11 @@ describe('gpuguard doctor --root on an installed tree', () => {
     const f = join(root, 'etc/gpuguard/policy.yaml');
     const orig = readFileSync(f, 'utf8');
     await breaks('policy', () => writeFileSync(f, `${orig}\nbogus: 1\n`), () => writeFileSync(f, orig), /unknown key "bogus"/);
+    chmodSync(f, 0o600);
+    const d = await doctor();
+    chmodSync(f, 0o644);
+    assert.equal(line(d.lines, 'policy').status, 'warn');
+    assert.match(line(d.lines, 'policy').message, /mode 600: the shim runs as the calling user and cannot read it/);
   });
 
   test('shim-on-path: the first docker is not gpuguard', async (t) => {

@@ -241,6 +241,11 @@ class Installer {
       this.act(`upgrade ${dest} from ${this.opts.binary}`, () => writeAtomic(dest, readFileSync(this.opts.binary), 0o755));
     }
     this.ensureSymlink(join(this.opts.lib.host, 'gpuguard-runc'), this.shimTarget);
+    // The admin CLI on PATH: /usr/local/bin/gpuguard (or in the first --bin-dir).
+    const explicitBin = this.opts.binDirs[0] && this.opts.binDirs[0].host === this.opts.binDirs[0].view && this.opts.root !== '/';
+    const admin = join(explicitBin ? this.opts.binDirs[0]!.host : this.host('/usr/local/bin'), 'gpuguard');
+    if (lexists(admin) && !this.isOurs(admin)) this.out(`install: warning: ${admin} exists and is not gpuguard: left alone; the admin CLI is ${this.shimTarget}`);
+    else this.ensureSymlink(admin, this.shimTarget);
   }
 
   /**

@@ -54,6 +54,7 @@ describe('install.sh --root on a Debian tree with docker.io, docker-compose and 
     assert.equal(readFileSync(join(root, 'var/lib/dpkg/diversions'), 'utf8'),
       '/usr/bin/docker\n/usr/bin/docker.real\ngpuguard\n/usr/bin/docker-compose\n/usr/bin/docker-compose.real\ngpuguard\n');
     assert.equal(lstatSync(join(root, `${LIB}/gpuguard`)).mode & 0o7777, 0o755);
+    assert.equal(readlinkSync(join(root, 'usr/local/bin/gpuguard')), SHIM, 'the admin CLI on PATH');
     // daemon.json: every key kept, our runtime the default, nvidia through its own wrapper.
     const d = json(join(root, 'etc/docker/daemon.json'));
     const orig = json(join(ROOT, 'test/fixtures/install/daemon-nvidia.json'));

@@ -7,6 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants, lstatSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { UsageError } from '../errors.ts';
 import { builtinPolicy, DEFAULT_POLICY_PATH, parsePolicy } from '../policy/load.ts';
@@ -161,10 +162,19 @@ class Doctor {
       this.policy = parsePolicy(text, file);
       const perm = statSync(file).mode & 0o777;
       if ((perm & 0o004) === 0) this.add('policy', 'warn', `${file} is valid but mode ${perm.toString(8)}: the shim runs as the calling user and cannot read it`, `chmod 0644 ${file}`);
+      else if (this.tooManyCpus()) this.add('policy', 'warn', `${file} is valid but ${this.tooManyCpus()} asks for more CPUs per container than this host has (${availableParallelism()}): dockerd refuses such a --cpus ("Range of CPUs is from 0.01 to ${availableParallelism()}.00")`, `lower limits.cpus to at most ${availableParallelism()}`);
       else this.add('policy', 'ok', `${file} is valid (mode ${this.policy.mode})`);
     } catch (err) {
       this.add('policy', 'fail', (err as Error).message, `fix the file, then: gpuguard policy check ${file}`);
     }
+  }
+
+  /** The first place where limits.cpus exceeds the host's CPUs, if any. */
+  private tooManyCpus(): string | undefined {
+    const n = availableParallelism();
+    for (const [g, group] of Object.entries(this.policy.groups)) if ((group.limits?.cpus ?? 0) > n) return `groups.${g}.limits.cpus (${group.limits!.cpus})`;
+    for (const [u, user] of Object.entries(this.policy.users)) if ((user.limits?.cpus ?? 0) > n) return `users.${u}.limits.cpus (${user.limits!.cpus})`;
+    return undefined;
   }
 
   private findRealDocker(): void {

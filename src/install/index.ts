@@ -11,6 +11,7 @@ import {
   chmodSync, chownSync, closeSync, existsSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync,
   readFileSync, readlinkSync, realpathSync, renameSync, rmdirSync, statSync, symlinkSync, unlinkSync, writeFileSync, writeSync,
 } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { GpuguardError } from '../errors.ts';
 import { parsePolicy } from '../policy/load.ts';
@@ -388,6 +389,7 @@ class Installer {
     if (!lexists(file)) {
       const text = examplePolicy({
         realDocker: realDocker ?? '/usr/bin/docker', realRuntime: realRuntime ?? '/usr/sbin/runc', eventsLog: this.opts.eventsLog.view, cgroupDriver,
+        cpus: availableParallelism(),
       });
       this.createFile(file, text, 0o644, 'write the example policy');
       return this.opts.eventsLog.view;

@@ -13,9 +13,13 @@ export interface ExampleFacts {
   eventsLog: string;
   /** `systemd` or `cgroupfs`: picks the cgroup parent template. */
   cgroupDriver: 'systemd' | 'cgroupfs';
+  /** CPUs of the host: dockerd refuses --cpus above it, so no limit may exceed it. */
+  cpus: number;
 }
 
 export function examplePolicy(f: ExampleFacts): string {
+  const perContainer = Math.min(8, f.cpus);
+  const perUser = Math.min(16, f.cpus);
   const parent = f.cgroupDriver === 'systemd' ? 'gpuguard-{group}-{user}.slice' : '/gpuguard/{group}/{user}';
   const other = f.cgroupDriver === 'systemd' ? '"/gpuguard/{group}/{user}" (cgroupfs daemons)' : '"gpuguard-{group}-{user}.slice" (systemd daemons)';
   return `# gpuguard site policy, written by install.sh. Every key: docs/policy.md.
@@ -34,10 +38,10 @@ defaults: {group: users}     # the group of everyone named nowhere else
 groups:
   users:
     members: []
-    # Per container: injected where the user set none, refused above.
-    limits: {cpus: 8, memory: 32g, pids: 4096, shmSize: 8g, containers: 5}
+    # Per container: injected where the user set none, refused above (cpus: at most this host's ${f.cpus}).
+    limits: {cpus: ${perContainer}, memory: 32g, pids: 4096, shmSize: 8g, containers: 5}
     # All of one user's containers together (kernel-enforced on the user's parent cgroup).
-    aggregate: {cpus: 16, memory: 64g}
+    aggregate: {cpus: ${perUser}, memory: 64g}
     # GPU devices (a full GPU or a MIG slice) held at once; fullGpu: false = MIG slices only.
     gpus: {max: 1, perContainer: 1, fullGpu: false, priority: 10}
   # researchers:

@@ -95,6 +95,11 @@ describe('gpuguard doctor --root on an installed tree', () => {
     chmodSync(f, 0o644);
     assert.equal(line(d.lines, 'policy').status, 'warn');
     assert.match(line(d.lines, 'policy').message, /mode 600: the shim runs as the calling user and cannot read it/);
+    writeFileSync(f, orig.replace(/limits: \{cpus: \d+,/, 'limits: {cpus: 4096,'));
+    const c = await doctor();
+    writeFileSync(f, orig);
+    assert.equal(line(c.lines, 'policy').status, 'warn');
+    assert.match(line(c.lines, 'policy').message, /groups\.users\.limits\.cpus \(4096\) asks for more CPUs per container than this host has/);
   });
 
   test('shim-on-path: the first docker is not gpuguard', async (t) => {

@@ -59,7 +59,8 @@ test('daemon.json that is not JSON or has a runtime without a path is refused wi
 
 test('the example policy is valid for both cgroup drivers', () => {
   for (const cgroupDriver of ['systemd', 'cgroupfs'] as const) {
-    const p = parsePolicy(examplePolicy({ realDocker: '/usr/bin/docker.real', realRuntime: '/usr/sbin/runc', eventsLog: '/var/log/gpuguard/events.jsonl', cgroupDriver }), 'example');
+    const p = parsePolicy(examplePolicy({ realDocker: '/usr/bin/docker.real', realRuntime: '/usr/sbin/runc', eventsLog: '/var/log/gpuguard/events.jsonl', cgroupDriver, cpus: 2 }), 'example');
+    assert.equal(p.groups.users?.limits?.cpus, 2, 'never more CPUs than the host has');
     assert.equal(p.docker.realPath, '/usr/bin/docker.real');
     assert.equal(p.cgroup?.parent.endsWith('.slice'), cgroupDriver === 'systemd');
   }

@@ -198,11 +198,11 @@ class Installer {
     });
   }
 
-  private createFile(path: string, text: string | Buffer, mode: number, describe: string): void {
+  private createFile(path: string, text: string | Buffer, mode: number, describe: string, keepIfEdited = false): void {
     this.mkdirp(dirname(path));
     this.act(`${describe} (${path})`, () => {
       writeAtomic(path, text, mode);
-      this.record({ kind: 'created', path, type: 'file' });
+      this.record({ kind: 'created', path, type: 'file', ...(keepIfEdited ? { sha256: createHash('sha256').update(text).digest('hex') } : {}) });
     });
   }
 
@@ -391,7 +391,7 @@ class Installer {
         realDocker: realDocker ?? '/usr/bin/docker', realRuntime: realRuntime ?? '/usr/sbin/runc', eventsLog: this.opts.eventsLog.view, cgroupDriver,
         cpus: availableParallelism(),
       });
-      this.createFile(file, text, 0o644, 'write the example policy');
+      this.createFile(file, text, 0o644, 'write the example policy', true);
       return this.opts.eventsLog.view;
     }
     const text = readFileSync(file, 'utf8');
@@ -479,6 +479,8 @@ async function uninstall(opts: InstallOptions, out: Out): Promise<number> {
           } catch {
             busyDirs.push(change.path); // perhaps it holds state.json: tried again below
           }
+        } else if (change.sha256 && sha256(change.path) !== change.sha256) {
+          out(`uninstall: kept ${change.path}: edited since install (remove it yourself if you no longer want it)`);
         } else {
           if (change.path === state.daemonJson.host) {
             daemonChanged = true;

@@ -10,7 +10,7 @@ import { STATE_FILE, type Loc } from './layout.ts';
 
 export type Change =
   /** A file, symlink or directory that did not exist. */
-  | { kind: 'created'; path: string; type: 'file' | 'symlink' | 'dir' }
+  | { kind: 'created'; path: string; type: 'file' | 'symlink' | 'dir'; /** for a file an admin may edit (the policy): what we wrote */ sha256?: string }
   /** A file rewritten in place; the original is hard-linked at `backup`. `sha256` is what we wrote last. */
   | { kind: 'replaced'; path: string; backup: string; sha256: string; what: 'daemon.json' | 'policy'; unmerge?: boolean }
   /** An unpackaged file renamed aside, our symlink put in its place. */

@@ -9,7 +9,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   BINARY, ensureTestUsers, fakeNvidiaSmi, IN_CI, IS_ROOT, missing, ROOT, run, runAs, startDockerd, which, type PrivateDockerd,
@@ -94,16 +94,30 @@ describe('install.sh against a private dockerd', { concurrency: false }, () => {
       t.skip(msg);
       return;
     }
-    const r = await runAs('alice', join(paths().bin, 'docker'), ['run', '--rm', '--name', 'gg-inst-alice', 'bb', 'sh', '-c', 'grep " /srv/datasets " /proc/mounts || echo no-datasets'], { env: env() });
-    assert.equal(r.code, 0, r.stderr);
-    void r; // labels are read while a container exists: create one
-    const c = await runAs('alice', join(paths().bin, 'docker'), ['create', '--name', 'gg-inst-alice2', 'bb', 'true'], { env: env() });
-    assert.equal(c.code, 0, c.stderr);
-    const labels = JSON.parse((await d!.docker(['inspect', '--format', '{{json .Config.Labels}}', 'gg-inst-alice2'])).stdout);
-    assert.equal(labels['ds01.user'], 'alice');
-    assert.equal(labels['ds01.managed'], 'true');
-    await d!.docker(['rm', '-f', 'gg-inst-alice2']);
-    if (existsSync('/srv/datasets')) assert.match(r.stdout, / \/srv\/datasets .*ro[,\s]/);
+    // As an admin would after install: the datasets rule points at this host's dataset dir (a temp dir here).
+    const policy = readFileSync(paths().policy, 'utf8');
+    assert.match(policy, /source: \/srv\/datasets,/);
+    writeFileSync(paths().policy, policy.replace('source: /srv/datasets,', `source: ${paths().datasets},`));
+    mkdirSync(paths().datasets);
+    writeFileSync(join(paths().datasets, 'README'), 'shared data\n');
+    const check = await run(BINARY, ['policy', 'check', paths().policy]);
+    assert.equal(check.code, 0, check.stderr);
+
+    const r = await runAs('alice', join(paths().bin, 'docker'), ['run', '--name', 'gg-inst-alice', 'bb', 'sh', '-c', 'cat /srv/datasets/README; touch /srv/datasets/x 2>&1; grep " /srv/datasets " /proc/mounts'], { env: env() });
+    try {
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^shared data\n/);
+      assert.match(r.stdout, /Read-only file system/);
+      assert.match(r.stdout, / \/srv\/datasets \S+ ro[,\s]/);
+      const labels = JSON.parse((await d!.docker(['inspect', '--format', '{{json .Config.Labels}}', 'gg-inst-alice'])).stdout);
+      assert.equal(labels['ds01.user'], 'alice');
+      assert.equal(labels['ds01.managed'], 'true');
+      assert.equal(labels['ds01.interface'], 'docker');
+      const runtime = (await d!.docker(['inspect', '--format', '{{.HostConfig.Runtime}}', 'gg-inst-alice'])).stdout.trim();
+      assert.equal(runtime, 'gpuguard');
+    } finally {
+      await d!.docker(['rm', '-f', 'gg-inst-alice']);
+    }
   });
 
   test('doctor finds containers made around gpuguard', async (t) => {
@@ -148,7 +162,8 @@ describe('install.sh against a private dockerd', { concurrency: false }, () => {
       if (def !== 'runc') await new Promise((res) => setTimeout(res, 200));
     }
     assert.equal(def, 'runc');
-    assert.ok(!existsSync(paths().lib) && !existsSync(paths().state) && !existsSync(paths().policy));
+    assert.ok(!existsSync(paths().lib) && !existsSync(paths().state));
+    if (existsSync(paths().policy)) assert.match(r.stdout, /kept .*policy\.yaml: edited since install/, 'an edited policy is kept');
     const doc = await doctor();
     assert.equal(doc.exit, 2);
     for (const check of ['shim-on-path', 'runtime-registered', 'runtime-default']) assert.equal(status(doc, check)?.status, 'fail', check);

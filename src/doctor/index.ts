@@ -110,6 +110,8 @@ class Doctor {
   private infoError = '';
   private realDocker: string | undefined;
   private realDockerFrom = '';
+  /** The real CLI used to ask dockerd (the configured one, or the first real one on PATH). */
+  private asker: string | undefined;
 
   constructor(private readonly o: DoctorOptions) {
     this.state = readState(o.stateDir);
@@ -190,13 +192,17 @@ class Doctor {
       this.infoError = 'not asked (--root without DOCKER_HOST)';
       return;
     }
-    if (!this.realDocker || !executable(this.realDocker) || this.isOurs(this.realDocker)) {
+    // Any working real CLI will do for asking: the configured one may be the broken thing.
+    const usable = (p: string | undefined) => p !== undefined && executable(p) && !this.isOurs(p);
+    const asker = usable(this.realDocker) ? this.realDocker : this.pathDirs().map((d) => join(d, 'docker')).find(usable);
+    if (!asker) {
       this.infoError = 'no real docker CLI to ask';
       return;
     }
+    this.asker = asker;
     const { dockerInfo } = await import('../docker/gateway.ts');
     try {
-      this.info = await dockerInfo(this.realDocker);
+      this.info = await dockerInfo(asker);
     } catch (err) {
       this.infoError = (err as Error).message;
     }
@@ -385,7 +391,7 @@ class Doctor {
   }
 
   private async checkBypasses(): Promise<void> {
-    if (!this.info || !this.realDocker) {
+    if (!this.info || !this.asker) {
       const why = this.infoError || 'dockerd not reachable';
       for (const c of ['owner-labels', 'gpu-allocations', 'container-runtimes']) this.add(c, 'warn', `containers not checked: ${why}`, 'run doctor as root where dockerd answers (DOCKER_HOST is honoured)');
       return;
@@ -393,7 +399,7 @@ class Doctor {
     const { inspectAllContainers } = await import('../docker/gateway.ts');
     let containers: ContainerDetails[];
     try {
-      containers = await inspectAllContainers(this.realDocker);
+      containers = await inspectAllContainers(this.asker);
     } catch (err) {
       for (const c of ['owner-labels', 'gpu-allocations', 'container-runtimes']) this.add(c, 'warn', `containers not checked: ${(err as Error).message}`);
       return;

@@ -39,7 +39,9 @@ before(async () => {
   // The "host's" docker CLI, in a PATH directory of its own.
   symlinkSync('/usr/bin/docker', join(p.bin, 'docker'));
   smi = fakeNvidiaSmi(tree, 'a100-mig-mixed');
-  d = await startDockerd({ socketGroup: 'gg-docker', env: { GPUGUARD_POLICY: p.policy } });
+  // A second registered runtime (as nvidia would be): a script that logs its calls and becomes runc.
+  writeFileSync(join(tree, 'alt-runtime'), `#!/bin/sh\necho "$@" >> ${join(tree, 'alt.calls')}\nexec runc "$@"\n`, { mode: 0o755 });
+  d = await startDockerd({ socketGroup: 'gg-docker', env: { GPUGUARD_POLICY: p.policy }, runtimes: { alt: { path: join(tree, 'alt-runtime') } } });
 });
 after(async () => {
   await d?.stop();
@@ -72,6 +74,7 @@ describe('install.sh against a private dockerd', { concurrency: false }, () => {
     const info = await d!.docker(['info', '--format', '{{.DefaultRuntime}} {{json .Runtimes}}']);
     assert.match(info.stdout, /^gpuguard /);
     assert.match(info.stdout, new RegExp(`"gpuguard":\\{"path":"${paths().lib}/runtimes/gpuguard/gpuguard-runc"`));
+    assert.match(info.stdout, new RegExp(`"alt":\\{"path":"${paths().lib}/runtimes/alt/gpuguard-runc"`));
     const policy = readFileSync(paths().policy, 'utf8');
     assert.match(policy, new RegExp(`realPath: ${paths().bin}/docker.real`));
     assert.match(policy, /parent: "\/gpuguard\/\{group\}\/\{user\}"/, 'cgroupfs daemon → cgroupfs parent');
@@ -118,6 +121,11 @@ describe('install.sh against a private dockerd', { concurrency: false }, () => {
     } finally {
       await d!.docker(['rm', '-f', 'gg-inst-alice']);
     }
+    // --runtime alt goes through the wrapper (datasets mount) and then to alt's own binary (its .real link).
+    const alt = await runAs('alice', join(paths().bin, 'docker'), ['run', '--rm', '--runtime', 'alt', 'bb', 'cat', '/srv/datasets/README'], { env: env() });
+    assert.equal(alt.code, 0, alt.stderr);
+    assert.equal(alt.stdout, 'shared data\n');
+    assert.match(readFileSync(join(tree, 'alt.calls'), 'utf8'), /create --bundle/, 'the wrapper chained to the runtime registered as alt, not to runc');
   });
 
   test('doctor finds containers made around gpuguard', async (t) => {

@@ -47,6 +47,8 @@ export interface InstallState {
 export function hostPath(state: Pick<InstallState, 'root' | 'explicit'>, view: string): string {
   if (state.root === '/') return view;
   for (const e of state.explicit ?? []) if (view === e || view.startsWith(`${e}/`)) return view;
+  // Read out of an explicitly named file (a private daemon's daemon.json): already a path here.
+  if (view.startsWith(`${state.root.replace(/\/$/, '')}/`)) return view;
   return join(state.root, view);
 }
 

@@ -38,6 +38,7 @@ before(async () => {
   mkdirSync(p.bin);
   // The "host's" docker CLI, in a PATH directory of its own.
   symlinkSync('/usr/bin/docker', join(p.bin, 'docker'));
+  if (which('docker-compose')) symlinkSync(which('docker-compose')!, join(p.bin, 'docker-compose'));
   smi = fakeNvidiaSmi(tree, 'a100-mig-mixed');
   // A second registered runtime (as nvidia would be): a script that logs its calls and becomes runc.
   writeFileSync(join(tree, 'alt-runtime'), `#!/bin/sh\necho "$@" >> ${join(tree, 'alt.calls')}\nexec runc "$@"\n`, { mode: 0o755 });
@@ -83,6 +84,15 @@ describe('install.sh against a private dockerd', { concurrency: false }, () => {
     assert.deepEqual(doc.checks.filter((c) => c.status !== 'ok'), [], 'every check ok');
     assert.equal(doc.exit, 0);
 
+    // Pass-through finds the real CLIs beside the shims (docker.real, docker-compose.real) without the policy.
+    const v = await runAs('alice', join(paths().bin, 'docker'), ['version', '--format', '{{.Client.Version}}'], { env: { ...env(), GPUGUARD_POLICY: '/nonexistent/policy.yaml' } });
+    assert.equal(v.code, 0, v.stderr);
+    assert.match(v.stdout, /^20\.10/);
+    if (existsSync(join(paths().bin, 'docker-compose.real'))) {
+      const cv = await runAs('alice', join(paths().bin, 'docker-compose'), ['version', '--short'], { env: env() });
+      assert.equal(cv.code, 0, cv.stderr);
+      assert.match(cv.stdout, /^\d+\.\d+/);
+    }
     const again = await run('bash', [join(ROOT, 'install.sh'), ...installArgs()], { env: env() });
     assert.match(again.stdout, /nothing to change/);
   });
@@ -91,8 +101,9 @@ describe('install.sh against a private dockerd', { concurrency: false }, () => {
     if (missing(t, needs)) return;
     // The shim and the runtime wrapper are other engineers' work: when this branch lacks them, say so.
     const probe = await runAs('alice', join(paths().bin, 'docker'), ['version', '--format', '{{.Server.Version}}'], { env: env() });
-    if (/not built yet/.test(probe.stderr)) {
-      const msg = `the docker shim is not built on this branch yet (${probe.stderr.trim()})`;
+    const wrapper = await run(join(paths().lib, 'gpuguard-runc'), ['--version'], { env: env() });
+    if (/not built yet/.test(probe.stderr + wrapper.stderr)) {
+      const msg = `the docker shim or the runtime wrapper is not built on this branch yet (${(probe.stderr + wrapper.stderr).trim()})`;
       if (IN_CI) assert.fail(msg);
       t.skip(msg);
       return;

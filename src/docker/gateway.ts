@@ -82,6 +82,8 @@ export const DaemonInfo = z.looseObject({
   DefaultRuntime: z.string().optional(),
   CgroupDriver: z.string().optional(),
   ServerVersion: z.string().optional(),
+  /** Set (with exit code 0) when the CLI could not reach the daemon. */
+  ServerErrors: z.array(z.string()).nullable().optional(),
 });
 export type DaemonInfo = z.infer<typeof DaemonInfo>;
 
@@ -96,6 +98,7 @@ export async function dockerInfo(realDocker: string, env: NodeJS.ProcessEnv = pr
   }
   const parsed = DaemonInfo.safeParse(data);
   if (!parsed.success) throw new DockerError(`docker info returned an unexpected shape: ${parsed.error.issues[0]?.message}`);
+  if (parsed.data.ServerErrors?.length) throw new DockerError(`docker info: ${parsed.data.ServerErrors[0]}`);
   return parsed.data;
 }
 

@@ -37,8 +37,9 @@ interface Line {
 
 async function doctor(env: Record<string, string> = {}): Promise<{ code: number; lines: Line[]; text: string }> {
   const base = { GPUGUARD_NVIDIA_SMI: smi, PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
-  const clean: NodeJS.ProcessEnv = { ...process.env, ...base, ...env };
+  const clean: NodeJS.ProcessEnv = { ...process.env, ...base };
   delete clean.DOCKER_HOST;
+  Object.assign(clean, env);
   delete clean.GPUGUARD_POLICY;
   const j = await run(BINARY, ['doctor', '--root', root, '--json'], { env: clean, extendEnv: false });
   const t = await run(BINARY, ['doctor', '--root', root], { env: clean, extendEnv: false });
@@ -83,6 +84,15 @@ describe('gpuguard doctor --root on an installed tree', () => {
     // Without a daemon the container checks cannot run: a warning, not a pass.
     assert.equal(line(d.lines, 'container-runtimes').status, 'warn');
     assert.equal(d.code, 1);
+  });
+
+  test('a DOCKER_HOST nobody answers: live checks warn, daemon.json still decides the rest', async (t) => {
+    if (missing(t, { files: [BINARY, '/usr/bin/docker'] })) return;
+    const d = await doctor({ DOCKER_HOST: 'unix:///nonexistent/docker.sock', GPUGUARD_REAL_DOCKER: '/usr/bin/docker' });
+    assert.equal(line(d.lines, 'runtime-default').status, 'ok');
+    assert.match(line(d.lines, 'runtime-default').message, /daemon\.json\)$/);
+    assert.equal(line(d.lines, 'owner-labels').status, 'warn');
+    assert.match(line(d.lines, 'owner-labels').message, /Cannot connect to the Docker daemon at unix:\/\/\/nonexistent\/docker\.sock/);
   });
 
   test('policy: an invalid policy file', async (t) => {

@@ -20,6 +20,9 @@ export async function main(args: string[]): Promise<number> {
     const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));
     return (await import('./compose.ts')).composeFromDocker(args, globals, target, env);
   }
+  // Seam for the ownership guards (src/ownership): `resolveCommand(args, globals)`
+  // gives the verb (stop, kill, rm, exec, …) and where its arguments begin;
+  // a guard for those verbs goes here, before the pass-through.
   if (!cmd) return passThrough(args, env);
   const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));
   return (await import('./create.ts')).runCreate(args, globals, cmd, target, env);

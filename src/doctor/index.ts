@@ -145,6 +145,7 @@ class Doctor {
     this.checkUserPath();
     this.checkRealCli();
     this.checkRuntimes();
+    this.checkConcourse();
     this.checkNvidiaSmi();
     this.checkEventLog();
     this.checkCgroupDriver();
@@ -323,6 +324,19 @@ class Doctor {
     }
     if (broken.length) this.add('real-runtime', 'fail', `real runtime missing or not executable: ${broken.join(', ')}`, 'reinstall the runtime (apt-get install runc / nvidia-container-toolkit), or run install.sh --uninstall then install.sh');
     else this.add('real-runtime', 'ok', reals.length ? `real runtimes: ${reals.join(', ')}` : 'no wrapped runtimes to chain to');
+  }
+
+  /** Only where install.sh took over Concourse's runc (seed 001's layout). */
+  private checkConcourse(): void {
+    const dir = this.state?.concourse;
+    if (!dir) return;
+    const runc = join(dir.host, 'runc');
+    const real = `${runc}.real`;
+    const fix = `run install.sh --concourse ${dir.view}`;
+    const realResolved = this.resolve(real);
+    if (!this.isOurs(runc)) this.add('concourse', 'fail', `${runc} is not gpuguard (a Concourse upgrade replaced it?): Concourse containers skip the policy`, `mv ${join(dir.view, 'runc')} ${join(dir.view, 'runc.real')} (the upgraded runc replaces the old one), then ${fix}`);
+    else if (!realResolved || !executable(realResolved) || realResolved === this.ours) this.add('concourse', 'fail', `${real} (Concourse's own runc) is missing: every Concourse container fails`, `put Concourse's runc back as ${real}`);
+    else this.add('concourse', 'ok', `${runc} → gpuguard → runc.real`);
   }
 
   private checkNvidiaSmi(): void {

@@ -197,3 +197,32 @@ describe('gpuguard doctor --root on an installed tree', () => {
       /systemd cgroup driver \(daemon\.json\) but cgroup\.parent "\/gpuguard\/\{group\}\/\{user\}" is not a \.slice/);
   });
 });
+
+describe('gpuguard doctor --root on a Concourse tree', () => {
+  test('concourse: runc replaced by an upgrade, or runc.real gone', async (t) => {
+    if (missing(t, { files: [BINARY] })) return;
+    const croot = makeTree('concourse');
+    try {
+      const r = await run('bash', [join(ROOT, 'install.sh'), '--root', croot, '--concourse']);
+      assert.equal(r.code, 0, r.stderr);
+      const env: NodeJS.ProcessEnv = { ...process.env, GPUGUARD_NVIDIA_SMI: smi };
+      delete env.DOCKER_HOST;
+      delete env.GPUGUARD_POLICY;
+      const check = async () => (JSON.parse((await run(BINARY, ['doctor', '--root', croot, '--json'], { env, extendEnv: false })).stdout).checks as Line[]).find((c) => c.check === 'concourse')!;
+      assert.equal((await check()).status, 'ok');
+      const bin = join(croot, 'opt/concourse/bin');
+      renameSync(join(bin, 'runc.real'), join(bin, 'runc.away'));
+      let l = await check();
+      assert.equal(l.status, 'fail');
+      assert.match(l.message, /runc\.real \(Concourse's own runc\) is missing/);
+      renameSync(join(bin, 'runc.away'), join(bin, 'runc.real'));
+      unlinkSync(join(bin, 'runc'));
+      writeFileSync(join(bin, 'runc'), '#!/bin/sh\n', { mode: 0o755 });
+      l = await check();
+      assert.equal(l.status, 'fail');
+      assert.match(l.message, /runc is not gpuguard \(a Concourse upgrade replaced it\?\)/);
+    } finally {
+      rmSync(croot, { recursive: true, force: true });
+    }
+  });
+});

@@ -25,6 +25,8 @@ export interface RealRuntimeSources {
   policyRealPath?: string | undefined;
   /** This binary, resolved (defaults to /proc/self/exe). */
   self?: string;
+  /** The path it was started as (defaults to process.argv0). */
+  argv0?: string;
 }
 
 export function selfPath(): string {
@@ -33,8 +35,13 @@ export function selfPath(): string {
 
 export function findRealRuntime(src: RealRuntimeSources): string {
   const self = src.self ?? selfPath();
+  // install.sh: one wrapper per dockerd runtime (…/runtimes/<name>/gpuguard-runc), Concourse's runc,
+  // each with its real runtime beside it as `<argv0>.real`.
+  const argv0 = src.argv0 ?? process.argv0;
+  const beside = argv0.includes('/') && realpathOf(`${argv0}.real`) ? `${argv0}.real` : undefined;
   const configured: [string, string | undefined][] = [
     ['GPUGUARD_REAL_RUNTIME', src.env.GPUGUARD_REAL_RUNTIME || undefined],
+    [`${argv0}.real`, beside],
     ['runtime.realPath in the policy', src.policyRealPath],
   ];
   for (const [from, path] of configured) {

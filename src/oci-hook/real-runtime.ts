@@ -18,6 +18,7 @@
  */
 import { RealBinaryError } from '../errors.ts';
 import { fileStamp, isExecutable, readLink, realpathOf } from './fastfs.ts';
+import { fnv1a, policyPathOf } from '../policy/cache.ts';
 
 export interface RealRuntimeSources {
   env: NodeJS.ProcessEnv;
@@ -91,22 +92,11 @@ export interface CacheEntry {
   realPath: string | null;
 }
 
-export function fnv1a(s: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h.toString(16).padStart(8, '0');
-}
 
 export function cacheEntryPath(policyPath: string, dir: string): string {
   return `${dir}/realpath-${fnv1a(policyPath)}`;
 }
 
-export function policyPathOf(env: NodeJS.ProcessEnv): string {
-  return env.GPUGUARD_POLICY || '/etc/gpuguard/policy.yaml';
-}
 
 /**
  * The policy's `runtime.realPath` for a pass-through call, without parsing

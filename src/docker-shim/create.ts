@@ -7,11 +7,15 @@
 import { readFileSync } from 'node:fs';
 import { PolicyDenied } from '../errors.ts';
 import { appendEvent } from '../events/log.ts';
-import { countContainersWithLabel, findRealDocker } from '../docker/gateway.ts';
-import { currentIdentity, labelKeys, loadPolicy, resolveUser, type EffectiveUser, type Policy } from '../policy/index.ts';
+import { countContainersOnSocket, countContainersWithLabel, findRealDocker } from '../docker/gateway.ts';
+import { loadPolicyCached } from '../policy/cache.ts';
+import { resolveUser, type EffectiveUser } from '../policy/effective.ts';
+import { currentIdentity } from '../policy/identity.ts';
+import { labelKeys } from '../policy/labels.ts';
+import type { Policy } from '../policy/schema.ts';
 import { execve } from '../sys/exec.ts';
 import { scanRunCreate, values, type RunScan } from './argv.ts';
-import type { CreateKind, GlobalScan } from './globals.ts';
+import type { CreateKind, GlobalScan, LocalTarget } from './globals.ts';
 import { passThrough } from './index.ts';
 import { rewriteCreate, type GpuPlan, type Rewrite } from './rewrite.ts';
 
@@ -35,7 +39,7 @@ export async function prepareCreate(
   args: string[],
   globals: GlobalScan,
   cmd: { kind: CreateKind; flagsFrom: number },
-  target: { local: boolean; why: string },
+  target: LocalTarget,
   env: NodeJS.ProcessEnv,
   opts: { gpu?: (scan: RunScan, policy: Policy, user: EffectiveUser) => Promise<GpuPlan | undefined>; now?: Date } = {},
 ): Promise<Prepared> {
@@ -45,7 +49,7 @@ export async function prepareCreate(
   if (scan.image === undefined) return { kind: 'pass', why: 'no image: docker reports the error', scan };
   let policy: Policy;
   try {
-    policy = loadPolicy(env).policy;
+    policy = (await loadPolicyCached(env)).policy;
   } catch (err) {
     // Another daemon is not ours to police unless a readable policy says docker.remote: enforce.
     if (!target.local) return { kind: 'pass', why: `another daemon (${target.why}); the policy cannot be read`, scan };
@@ -66,8 +70,10 @@ export async function prepareCreate(
   let containerCount: number | undefined;
   let countError: string | undefined;
   if (user.limits.containers !== undefined) {
+    const label = `${labelKeys(policy.labelPrefix).user}=${user.user}`;
     try {
-      containerCount = await countContainersWithLabel(real, args.slice(0, globals.commandIndex), `${labelKeys(policy.labelPrefix).user}=${user.user}`, env);
+      const socket = target.socket;
+      containerCount = (socket ? await countContainersOnSocket(socket, label) : undefined) ?? (await countContainersWithLabel(real, args.slice(0, globals.commandIndex), label, env));
     } catch (err) {
       countError = (err as Error).message;
     }
@@ -87,7 +93,7 @@ export async function runCreate(
   args: string[],
   globals: GlobalScan,
   cmd: { kind: CreateKind; flagsFrom: number },
-  target: { local: boolean; why: string },
+  target: LocalTarget,
   env: NodeJS.ProcessEnv,
 ): Promise<number> {
   const p = await prepareCreate(args, globals, cmd, target, env);

@@ -38,9 +38,9 @@ function parseArgs(args: string[], allowed: { user?: boolean; positional?: boole
 }
 
 async function context() {
-  const { loadPolicy } = await import('../policy/load.ts');
+  const { loadPolicyCached } = await import('../policy/cache.ts');
   const gw = await import('../docker/gateway.ts');
-  const { policy } = loadPolicy(process.env);
+  const { policy } = await loadPolicyCached(process.env);
   // The real CLI is looked up only when the daemon is not on a local socket.
   const reader = await gw.dockerReader({ env: process.env, realDocker: () => gw.findRealDocker(process.env, policy.docker.realPath) });
   return { policy, reader };

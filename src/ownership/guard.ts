@@ -37,6 +37,8 @@ export interface GuardRequest {
   args: readonly string[];
   /** Global options as typed (before the subcommand), replayed when the CLI has to be asked. */
   globalArgs?: readonly string[];
+  /** The daemon's unix socket, when known (else derived from `endpoint`). */
+  socket?: string;
   endpoint?: Endpoint;
   env?: NodeJS.ProcessEnv;
   /** Already loaded by the caller, if it has them. */
@@ -70,8 +72,13 @@ export async function guard(req: GuardRequest): Promise<GuardResult> {
   const targets = what.kind === 'containers' ? targetsOf(what.spec, req.args) : [];
   const listing = what.kind === 'ps' || isStatsOfAll(what, req.args);
 
-  const { loadPolicy, currentIdentity, resolveUser, mayActOn, listsOnlyOwn } = await import('../policy/index.ts');
-  const policy = req.policy ?? loadPolicy(env).policy;
+  // The policy modules this needs, not policy/index.ts (which loads yaml and zod).
+  const [{ currentIdentity }, { resolveUser }, { mayActOn, listsOnlyOwn }] = await Promise.all([
+    import('../policy/identity.ts'),
+    import('../policy/effective.ts'),
+    import('../policy/ownership.ts'),
+  ]);
+  const policy = req.policy ?? (await (await import('../policy/cache.ts')).loadPolicyCached(env)).policy;
   const actor = req.actor ?? resolveUser(policy, currentIdentity(env));
   pass = { ...pass, actor, policy };
   // Audit mode changes nothing the user sees: listings stay whole (refusals become warnings below).
@@ -81,7 +88,7 @@ export async function guard(req: GuardRequest): Promise<GuardResult> {
 
   const { dockerReader } = await import('../docker/gateway.ts');
   const { ownersOf } = await import('./facts.ts');
-  const reader = await dockerReader({ env, globalArgs: [...(req.globalArgs ?? [])], endpoint: req.endpoint, realDocker: req.realDocker });
+  const reader = await dockerReader({ env, globalArgs: [...(req.globalArgs ?? [])], ...(req.socket !== undefined ? { socket: req.socket } : {}), endpoint: req.endpoint, realDocker: req.realDocker });
   const prefix = policy.labelPrefix;
 
   if (what.kind === 'containers' && listing) {
@@ -133,7 +140,7 @@ export async function guard(req: GuardRequest): Promise<GuardResult> {
  * The shim's entry for guarded commands: decide, log a refusal or an audit
  * warning, refuse (exit 1) or return the argv to hand over.
  */
-export async function guardShimCommand(args: readonly string[], g: ShimGlobals, target: { local: boolean; why: string }, env: NodeJS.ProcessEnv): Promise<string[]> {
+export async function guardShimCommand(args: readonly string[], g: ShimGlobals, target: { local: boolean; why: string; socket?: string }, env: NodeJS.ProcessEnv): Promise<string[]> {
   const cw = commandWords(args, g);
   if (!cw) return [...args];
   const what = classify(cw.words);
@@ -141,15 +148,16 @@ export async function guardShimCommand(args: readonly string[], g: ShimGlobals, 
   if (what.kind === 'other' || !hasWork(what, rest)) return [...args];
   // One-shot validation: zod's compiled (JIT) parsers cost more to build than they save here.
   (await import('zod')).config({ jitless: true });
-  if (what.kind === 'containers' && target.local && (await ownsAll(targetsOf(what.spec, rest), g, env))) return [...args];
-  const { loadPolicy } = await import('../policy/load.ts');
-  const { policy } = loadPolicy(env);
+  if (what.kind === 'containers' && target.local && (await ownsAll(targetsOf(what.spec, rest), g, target.socket, env))) return [...args];
+  // Root keeps a validated copy of the policy (policy/cache.ts): no YAML, no zod on a hit.
+  const { policy } = await (await import('../policy/cache.ts')).loadPolicyCached(env);
   if (!target.local && policy.docker.remote !== 'enforce') return [...args];
   const { findRealDocker, DaemonUnreachable } = await import('../docker/gateway.ts');
   const r = await guard({
     command: cw.words,
     args: rest,
     globalArgs: args.slice(0, g.commandIndex),
+    ...(target.socket !== undefined ? { socket: target.socket } : {}),
     endpoint: { hosts: g.hosts, ...(g.context !== undefined ? { context: g.context } : {}), ...(g.config !== undefined ? { config: g.config } : {}) },
     env,
     policy,
@@ -185,7 +193,7 @@ export async function guardShimCommand(args: readonly string[], g: ShimGlobals, 
  * policy's (`mayActOn` answering "owner"). Anything else, or any doubt
  * (an error, a remote daemon, root), answers false and the full guard runs.
  */
-async function ownsAll(refs: readonly string[], g: ShimGlobals, env: NodeJS.ProcessEnv): Promise<boolean> {
+async function ownsAll(refs: readonly string[], g: ShimGlobals, socket: string | undefined, env: NodeJS.ProcessEnv): Promise<boolean> {
   const uid = process.getuid?.() ?? 0;
   if (uid === 0 || refs.length === 0) return false;
   try {
@@ -195,6 +203,7 @@ async function ownsAll(refs: readonly string[], g: ShimGlobals, env: NodeJS.Proc
       const { dockerReader } = await import('../docker/gateway.ts');
       const reader = await dockerReader({
         env,
+        ...(socket !== undefined ? { socket } : {}),
         endpoint: { hosts: g.hosts, ...(g.context !== undefined ? { context: g.context } : {}), ...(g.config !== undefined ? { config: g.config } : {}) },
         realDocker: () => {
           throw new GpuguardError('not a local daemon');

@@ -51,11 +51,12 @@ before(async () => {
   const base = { ...d.clientEnv, GPUGUARD_REAL_DOCKER: d.realDocker, HOME: dir, PATH: process.env.PATH ?? '/usr/bin:/bin' };
   env = { ...base, GPUGUARD_POLICY: join(dir, 'policy.yaml') };
   auditEnv = { ...base, GPUGUARD_POLICY: join(dir, 'audit.yaml') };
-  // alice's (the ownership guard lets only their owner exec/logs them, and lists only hers in ps)
-  const s = await d.docker(['run', '-d', '--name', 'gg-sleeper', '--label', 'ds01.user=alice', 'bb', 'sleep', '600']);
+  // alice's for the ownership guard (only their owner may exec/logs them; ps lists only hers), by
+  // AIME's owner label, so that removeAlices() (label ds01.user=alice) leaves them alone
+  const s = await d.docker(['run', '-d', '--name', 'gg-sleeper', '--label', 'aime.mlc.USER=alice', 'bb', 'sleep', '600']);
   assert.equal(s.code, 0, s.stderr);
   sleeper = s.stdout.trim();
-  const l = await d.docker(['run', '--name', 'gg-logger', '--label', 'ds01.user=alice', 'bb', 'sh', '-c', 'echo out; echo err >&2']);
+  const l = await d.docker(['run', '--name', 'gg-logger', '--label', 'aime.mlc.USER=alice', 'bb', 'sh', '-c', 'echo out; echo err >&2']);
   assert.equal(l.code, 0, l.stderr);
 });
 
@@ -152,6 +153,12 @@ test('run: exit codes, stdin streaming, a TTY under script', async (t) => {
   assert.equal(tty.code, 0, tty.stdout + tty.stderr);
   assert.match(tty.stdout, /TTY-OK/);
   assert.deepEqual(await containers('label=ds01.user=alice'), [], '--rm containers are gone');
+  // docker exec -it under a pty: the same bytes and exit code as the real CLI.
+  const underPty = (docker: string) =>
+    runAs('alice', 'script', ['-qec', `${docker} exec -it ${sleeper} sh -c 'test -t 0 && test -t 1 && echo TTY-OK; exit 4'`, '/dev/null'], { env, extendEnv: false, cwd: dir });
+  const [a, b] = [await underPty(d!.realDocker), await underPty(shim)];
+  assert.deepEqual([b.code, b.stdout], [4, 'TTY-OK\r\n']);
+  assert.deepEqual(b, a);
 });
 
 test('the shim becomes the real CLI: same pid (execve), for pass-through and for run', async (t) => {
@@ -238,6 +245,10 @@ test('refused: too many containers; audit mode warns; admins override (logged)',
   assert.equal(r.code, 125);
   assert.equal(r.stderr, 'gpuguard: alice already has 3 containers (running or stopped) and group students allows 3; remove one with docker rm (list them: docker ps -a --filter label=ds01.user=alice)\n');
   assert.deepEqual(await containers('name=gg-fourth'), []);
+  // The count comes from the Engine socket, not from a second docker CLI: a stand-in CLI whose `ps` lists nothing changes nothing.
+  const standIn = join(dir, 'ps-lists-nothing');
+  writeFileSync(standIn, `#!/bin/sh\n[ "$1" = ps ] && exit 0\nexec ${d!.realDocker} "$@"\n`, { mode: 0o755 });
+  assert.equal((await viaShim(['create', 'bb'], { ...env, GPUGUARD_REAL_DOCKER: standIn })).code, 125);
   const a = await viaShim(['create', '--name', 'gg-fourth', 'bb'], auditEnv);
   assert.equal(a.code, 0, a.stderr);
   assert.match(a.stderr, /^gpuguard: warning: audit mode, not refused: alice already has 3 containers/);

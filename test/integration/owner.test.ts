@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { forgetCacheEntries } from './runtime-cache-cleanup.ts';
 import { BINARY, FIXTURES, IS_ROOT, ensureTestUsers, missing, run, runAs, startDockerd, type PrivateDockerd, type RunResult } from '../harness/index.ts';
 
 let d: PrivateDockerd | undefined;
@@ -45,6 +46,8 @@ before(async () => {
 
 after(async () => {
   await d?.stop();
+  // root's `gpuguard ps` wrote validated copies of these temp policies (policy/cache.ts)
+  if (dir) for (const name of ['policy.yaml', 'audit.yaml']) forgetCacheEntries(join(dir, name));
   for (const h of homeDirs) rmSync(h, { recursive: true, force: true });
   if (dir) rmSync(dir, { recursive: true, force: true });
 });

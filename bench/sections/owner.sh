@@ -12,6 +12,7 @@ owner() (
     set +e
     kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
     grep " $dir/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+    grep -l "\"path\":\"$dir/policy.yaml\"" /run/gpuguard-policy/*.json 2>/dev/null | xargs -r rm -f
     for _ in 1 2 3 4 5; do rm -rf "$dir" 2>/dev/null; [ -e "$dir" ] || break; sleep 1; done
   }
   trap cleanup EXIT
@@ -28,6 +29,8 @@ owner() (
   chmod 755 "$dir" "$dir/shim"
   printf 'version: 1\nadmins: ["@ds01-admin"]\ndocker: {realPath: %s}\nevents: {log: %s/events.jsonl}\n' "$real" "$dir" >"$dir/policy.yaml"
   chmod 644 "$dir/policy.yaml"
+  # as on a host: root (the runtime wrapper, the admin CLI) keeps a validated copy of the policy
+  GPUGUARD_POLICY="$dir/policy.yaml" ./dist/gpuguard ps >/dev/null
   # Both sides run as the unprivileged user nobody (setpriv: no PAM, a plain setuid+exec),
   # so identity comes from the real uid, as on the real host.
   export GPUGUARD_POLICY="$dir/policy.yaml"

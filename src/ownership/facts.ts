@@ -4,7 +4,7 @@
  * Docker, once per distinct image. Lookups are cached for one process.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { ContainerDetails, DockerReader } from '../docker/gateway.ts';
 import { AIME_USER_LABEL, detectOwner, type Owner, type OwnerFacts, type UserEntry } from './detect.ts';
 
@@ -13,8 +13,21 @@ function parsePasswd(line: string): UserEntry | undefined {
   return user && uid !== undefined && /^\d+$/.test(uid) ? { user, uid: Number(uid) } : undefined;
 }
 
-/** The user with this uid, without blocking (the shim looks it up while it waits for Docker). */
+/**
+ * The user with this uid, without blocking (the shim looks it up while it
+ * waits for Docker). /etc/passwd first: NSS consults `files` first on Debian
+ * and with sssd/LDAP alike, and reading it costs no process; getent (LDAP/AD
+ * users) only when the uid is not there.
+ */
 export function userByUidAsync(uid: number): Promise<UserEntry | undefined> {
+  try {
+    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const entry = parsePasswd(line);
+      if (entry?.uid === uid) return Promise.resolve(entry);
+    }
+  } catch {
+    /* no /etc/passwd: ask NSS */
+  }
   return new Promise((resolve) => {
     execFile('getent', ['passwd', String(uid)], { encoding: 'utf8' }, (err, stdout) => resolve(err ? undefined : parsePasswd(stdout)));
   });

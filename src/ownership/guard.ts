@@ -185,7 +185,6 @@ export async function guardShimCommand(args: readonly string[], g: ShimGlobals, 
   return [...args.slice(0, cw.rest), ...r.args];
 }
 
-
 /**
  * The common case, decided without loading the policy: a user (not root)
  * acting on containers that are all theirs. Needs only the label prefix
@@ -198,7 +197,7 @@ async function ownsAll(refs: readonly string[], g: ShimGlobals, socket: string |
   if (uid === 0 || refs.length === 0) return false;
   try {
     // Three independent facts, fetched concurrently: the containers (socket),
-    // the user's name (getent, a child process) and the label prefix (YAML).
+    // the user's name (/etc/passwd, else getent) and the label prefix (YAML).
     const inspected = (async () => {
       const { dockerReader } = await import('../docker/gateway.ts');
       const reader = await dockerReader({

@@ -111,3 +111,74 @@ export async function inspectContainers(realDocker: string, refs: string[], env:
   if (!parsed.success) throw new DockerError(`docker inspect returned an unexpected shape: ${parsed.error.issues[0]?.message}`);
   return parsed.data;
 }
+
+/**
+ * The Engine API socket the docker CLI would talk to: DOCKER_HOST when it is
+ * `unix://…`, else /var/run/docker.sock; undefined when the CLI would go
+ * elsewhere (tcp, ssh, a named context): callers then use the CLI.
+ */
+export function engineSocket(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.DOCKER_CONTEXT && env.DOCKER_CONTEXT !== 'default') return undefined;
+  const host = env.DOCKER_HOST;
+  if (!host) return '/var/run/docker.sock';
+  if (host.startsWith('unix://')) return host.slice('unix://'.length);
+  return undefined;
+}
+
+declare const Bun: unknown;
+
+/** GET on the Engine API over a unix socket: Bun's fetch where it runs (fast), node:http under Node. */
+export async function engineGet(socket: string, path: string): Promise<{ status: number; body: string }> {
+  try {
+    if (typeof Bun !== 'undefined') {
+      const r = await fetch(`http://docker${path}`, { unix: socket } as RequestInit);
+      return { status: r.status, body: await r.text() };
+    }
+    const http = await import('node:http');
+    return await new Promise((resolve, reject) => {
+      const req = http.request({ socketPath: socket, path, method: 'GET', headers: { Host: 'docker' } }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  } catch (err) {
+    throw new DockerError(`cannot reach the Docker daemon at ${socket}: ${(err as Error).message}; is dockerd running and are you in the docker group?`, 1, { cause: err });
+  }
+}
+
+/** One row of `GET /containers/json?all=1`: enough to decide which containers to inspect. */
+export const ContainerSummary = z.looseObject({
+  Id: z.string(),
+  Names: z.array(z.string()).nullable().optional(),
+  State: z.string().optional(),
+  Labels: z.record(z.string(), z.string()).nullable().optional(),
+  Created: z.number().optional(),
+});
+export type ContainerSummary = z.infer<typeof ContainerSummary>;
+
+export async function listContainersAPI(socket: string): Promise<ContainerSummary[]> {
+  const r = await engineGet(socket, '/containers/json?all=1');
+  if (r.status !== 200) throw new DockerError(`docker API /containers/json answered ${r.status}: ${r.body.trim()}`);
+  const parsed = z.array(ContainerSummary).safeParse(JSON.parse(r.body));
+  if (!parsed.success) throw new DockerError(`docker API /containers/json returned an unexpected shape: ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
+}
+
+/** Inspect by id over the API; a container removed meanwhile (404) is left out. */
+export async function inspectContainersAPI(socket: string, ids: string[]): Promise<ContainerDetails[]> {
+  const out = await Promise.all(
+    ids.map(async (id) => {
+      const r = await engineGet(socket, `/containers/${encodeURIComponent(id)}/json`);
+      if (r.status === 404) return undefined;
+      if (r.status !== 200) throw new DockerError(`docker API inspect ${id} answered ${r.status}: ${r.body.trim()}`);
+      const parsed = ContainerDetails.safeParse(JSON.parse(r.body));
+      if (!parsed.success) throw new DockerError(`docker API inspect ${id} returned an unexpected shape: ${parsed.error.issues[0]?.message}`);
+      return parsed.data;
+    }),
+  );
+  return out.filter((c): c is ContainerDetails => c !== undefined);
+}

@@ -1,0 +1,36 @@
+/**
+ * `docker start` of a container with GPUs: the shim asks here before handing
+ * over (src/gpu/index.ts checkStart decides). This file only reads the
+ * command line: `docker [global opts] start|container start [flags] C…`.
+ */
+import { loadPolicy } from '../policy/load.ts';
+import { checkStart } from './index.ts';
+
+const VALUE_FLAGS = new Set(['--detach-keys', '--checkpoint', '--checkpoint-dir']);
+
+/** Container refs of a `start` command, from the index after `start` (pure). */
+export function startTargets(argv: readonly string[], from: number): string[] {
+  const refs: string[] = [];
+  let flags = true;
+  for (let i = from; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (flags && a === '--') {
+      flags = false;
+      continue;
+    }
+    if (flags && a.startsWith('-') && a !== '-') {
+      if (VALUE_FLAGS.has(a)) i++;
+      continue;
+    }
+    refs.push(a);
+  }
+  return refs;
+}
+
+/** Check the containers a `docker start` names; throws PolicyDenied (exit 125) when one may not start. */
+export async function guardStart(argv: readonly string[], from: number, env: NodeJS.ProcessEnv, realDocker?: string): Promise<void> {
+  const refs = startTargets(argv, from);
+  if (!refs.length) return;
+  const { policy } = loadPolicy(env);
+  await checkStart({ refs, policy, env, ...(realDocker ? { realDocker } : {}) });
+}

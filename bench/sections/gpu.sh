@@ -25,7 +25,10 @@ gpu() {
   printf 'version: 1\nevents: {log: %s/events.jsonl}\n' "$d" >"$d/policy.yaml"
   local uuid; uuid=$(awk '/Device  3:/ {gsub(/[()]/,""); print $NF; exit}' "$fix")
   export GPUGUARD_REAL_DOCKER="$real" GPUGUARD_POLICY="$d/policy.yaml" GPUGUARD_NVIDIA_SMI="$fix" GPUGUARD_RUN_DIR="$d/run"
-  "${H[@]}" --runs "${BENCH_GPU_RUNS:-60}" --prepare "$real rm -f gb" --export-markdown "$OUT/gpu.md" --export-json "$OUT/gpu.json" \
+  # Each run creates a container: fewer runs than the default (BENCH_GPU_RUNS).
+  local h=("${H[@]}") i
+  for i in "${!h[@]}"; do [ "${h[$i]}" = --runs ] && h[$((i + 1))]="${BENCH_GPU_RUNS:-60}"; done
+  "${h[@]}" --prepare "$real rm -f gb" --export-markdown "$OUT/gpu.md" --export-json "$OUT/gpu.json" \
     -n 'shim: docker create --gpus 1' "$d/bin/docker create --name gb --gpus 1 bb" \
     -n 'real: docker create --gpus device=<uuid>' "$real create --name gb --gpus device=$uuid bb" \
     -n 'shim: docker create (no GPU)' "$d/bin/docker create --name gb bb"

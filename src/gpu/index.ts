@@ -17,6 +17,7 @@ import { allocate, isMine, type Allocation, type Holding } from './allocate.ts';
 import { loadInventory, type GpuDevice, type Inventory } from './inventory.ts';
 import { describeRequest, type GpuRequest } from './request.ts';
 import {
+  cacheStore,
   readReservations,
   readWaitTickets,
   removeRecord,
@@ -103,10 +104,15 @@ function defaultStatus(): (line: string | undefined) => void {
 }
 
 /** Current holdings: reservations first, then Docker (the order that makes it race-free). */
-async function currentHoldings(o: { dir: string; inventory: Inventory; policy: Policy; env: NodeJS.ProcessEnv; realDocker?: string; exceptId?: string }): Promise<Holding[]> {
+async function currentHoldings(o: { dir: string; inventory: Inventory; policy: Policy; env: NodeJS.ProcessEnv; realDocker?: string; exceptId?: string; cache?: boolean }): Promise<Holding[]> {
   const reservations = readReservations(o.dir);
   const holdAfterStopMs = durationMs(o.policy.gpu.holdAfterStop);
-  const containers = await readGpuContainers({ env: o.env, holdAfterStopMs, ...(o.realDocker ? { realDocker: o.realDocker } : {}) });
+  const containers = await readGpuContainers({
+    env: o.env,
+    holdAfterStopMs,
+    ...(o.realDocker ? { realDocker: o.realDocker } : {}),
+    ...(o.cache ? { cache: cacheStore(o.dir) } : {}),
+  });
   return [
     ...holdingsFromContainers(containers, o.inventory, { labelPrefix: o.policy.labelPrefix, holdAfterStopMs, now: new Date(), ...(o.exceptId ? { exceptId: o.exceptId } : {}) }),
     ...holdingsFromReservations(reservations),
@@ -168,7 +174,7 @@ export async function grantGpus(o: GrantOptions): Promise<GpuGrant | undefined> 
       let position = 0;
       const a = await withGpuLock(dir, async () => {
         const tickets = waitMs > 0 ? readWaitTickets(dir) : [];
-        const holdings = await currentHoldings({ dir, inventory, policy, env, ...(o.realDocker ? { realDocker: o.realDocker } : {}) });
+        const holdings = await currentHoldings({ dir, inventory, policy, env, cache: true, ...(o.realDocker ? { realDocker: o.realDocker } : {}) });
         const ahead = tickets.filter((t) => t.path !== ticket && isAhead({ priority: priorityOf(t.record), arrival: t.record.arrival }, { priority, arrival }));
         position = ahead.length;
         const aheadDemand = request.kind === 'devices' ? 0 : ahead.reduce((s, t) => s + t.record.need, 0);
@@ -221,6 +227,8 @@ export async function checkStart(o: { refs: string[]; policy: Policy; env: NodeJ
   if (!targets.length) return;
   const dir = runDir(env);
   const inventory = await loadInventory(env, policy.gpu.inventory);
+  // No inventory at all (nvidia-smi missing or failing): nothing to check against; the hook reports it.
+  if (inventory.unavailable) return;
   const k = labelKeys(policy.labelPrefix);
   await withGpuLock(dir, async () => {
     for (const c of targets) {

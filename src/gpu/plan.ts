@@ -49,6 +49,16 @@ export function envFileEntries(text: string): string[] {
     .filter((l) => l && !l.startsWith('#'));
 }
 
+/**
+ * The environment whose DOCKER_HOST names the daemon the command goes to:
+ * a `-H unix://…` global option wins over the environment, as in the CLI.
+ */
+export function envForHosts(env: NodeJS.ProcessEnv, hosts: readonly string[] = []): NodeJS.ProcessEnv {
+  const host = hosts[0];
+  if (host === undefined) return env;
+  return { ...env, DOCKER_HOST: host.startsWith('/') ? `unix://${host}` : host };
+}
+
 /** The normalised request of one run/create (pure but for reading --env-file files). */
 export function requestFromFlags(flags: readonly FlagAt[], callerEnv: NodeJS.ProcessEnv, readFile: (p: string) => string = (p) => readFileSync(p, 'utf8')): GpuRequest {
   const vals = (name: string) => flags.filter((f) => f.name === name && f.value !== undefined).map((f) => f.value!);
@@ -70,8 +80,9 @@ export async function planGpus(
   policy: Policy,
   user: Pick<EffectiveUser, 'user' | 'uid' | 'gpus'>,
   env: NodeJS.ProcessEnv,
-  opts: { dryRun?: boolean; realDocker?: string } = {},
+  opts: { dryRun?: boolean; realDocker?: string; hosts?: readonly string[] } = {},
 ): Promise<GpuPlanOut | undefined> {
+  env = envForHosts(env, opts.hosts);
   let request: GpuRequest;
   try {
     request = requestFromFlags(flags, env);

@@ -31,7 +31,7 @@
  * is no worse than what the raw docker socket already lets them do; the lock
  * wait is bounded, so a stuck lock gives a clear error, not a hang.
  */
-import { closeSync, constants, fchmodSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync, chmodSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, chmodSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { GpuguardError } from '../errors.ts';
@@ -317,4 +317,54 @@ export function removeRecord(path: string): void {
   } catch {
     /* gone */
   }
+}
+
+// ---------------------------------------------------------------- the per-user cache
+
+/**
+ * Each user's cache of container id → GPU ids (see state.ts GpuIdCache),
+ * `<dir>/gpu-cache.<uid>.json`. Only a file the user owns is read, and it is
+ * replaced by rename, so nobody can feed another user's allocator; what a
+ * user could write into their own cache (hide a device from themselves) is
+ * no more than `docker run --gpus device=…` with the raw CLI already allows.
+ */
+export function cacheStore(dir: string, uid: number = process.getuid?.() ?? 0): { load(): Record<string, string[]>; save(c: Record<string, string[]>): void } {
+  const path = join(dir, `gpu-cache.${uid}.json`);
+  return {
+    load() {
+      let fd: number;
+      try {
+        fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      } catch {
+        return {};
+      }
+      try {
+        const st = fstatSync(fd);
+        if (!st.isFile() || st.uid !== uid) return {};
+        const data = JSON.parse(readFileSync(fd, 'utf8')) as unknown;
+        if (!data || typeof data !== 'object' || Array.isArray(data)) return {};
+        const out: Record<string, string[]> = {};
+        for (const [id, ids] of Object.entries(data)) if (/^[0-9a-f]{64}$/.test(id) && Array.isArray(ids) && ids.every((x) => typeof x === 'string')) out[id] = ids;
+        return out;
+      } catch {
+        return {};
+      } finally {
+        closeSync(fd);
+      }
+    },
+    save(c) {
+      const tmp = join(dir, `gpu-cache.${uid}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+      try {
+        const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+        try {
+          writeSync(fd, JSON.stringify(c));
+        } finally {
+          closeSync(fd);
+        }
+        renameSync(tmp, path);
+      } catch {
+        removeRecord(tmp); // a cache is an optimisation: never a failure
+      }
+    },
+  };
 }

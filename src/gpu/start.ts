@@ -5,6 +5,7 @@
  */
 import { loadPolicy } from '../policy/load.ts';
 import { checkStart } from './index.ts';
+import { envForHosts } from './plan.ts';
 
 const VALUE_FLAGS = new Set(['--detach-keys', '--checkpoint', '--checkpoint-dir']);
 
@@ -28,9 +29,9 @@ export function startTargets(argv: readonly string[], from: number): string[] {
 }
 
 /** Check the containers a `docker start` names; throws PolicyDenied (exit 125) when one may not start. */
-export async function guardStart(argv: readonly string[], from: number, env: NodeJS.ProcessEnv, realDocker?: string): Promise<void> {
+export async function guardStart(argv: readonly string[], from: number, env: NodeJS.ProcessEnv, hosts: readonly string[] = []): Promise<void> {
   const refs = startTargets(argv, from);
   if (!refs.length) return;
   const { policy } = loadPolicy(env);
-  await checkStart({ refs, policy, env, ...(realDocker ? { realDocker } : {}) });
+  await checkStart({ refs, policy, env: envForHosts(env, hosts) });
 }

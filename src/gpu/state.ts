@@ -116,20 +116,61 @@ export function holdingsFromContainers(
 }
 
 /**
- * Every container that may hold a GPU now. Over the Engine API socket when
- * the CLI would use a local one (list, then inspect only the candidates, in
- * parallel); otherwise through the real CLI.
+ * What the cache keeps per container id: its GPU ids. They cannot change
+ * while the container exists (device requests, runtime and env are fixed at
+ * create; `docker update` touches none of them) and ids are never reused, so
+ * an entry is right for as long as the container lives.
  */
-export async function readGpuContainers(opts: { env: NodeJS.ProcessEnv; realDocker?: string; holdAfterStopMs: number }): Promise<ContainerGpus[]> {
+export type GpuIdCache = Record<string, string[]>;
+
+export interface CacheStore {
+  load(): GpuIdCache;
+  save(cache: GpuIdCache): void;
+}
+
+/**
+ * Every container that may hold a GPU now. Over the Engine API socket when
+ * the CLI would use a local one: one list, then inspect only the containers
+ * the cache does not know yet (and stopped GPU containers, for their
+ * FinishedAt), in parallel. Otherwise through the real CLI.
+ */
+export async function readGpuContainers(opts: { env: NodeJS.ProcessEnv; realDocker?: string; holdAfterStopMs: number; cache?: CacheStore }): Promise<ContainerGpus[]> {
   const socket = engineSocket(opts.env);
-  let details: ContainerDetails[];
-  if (socket) {
-    const list = await listContainersAPI(socket);
-    const wanted = list.filter((c) => HOLDING_STATES.has(c.State ?? '') || (c.State === 'exited' && opts.holdAfterStopMs > 0));
-    details = await inspectContainersAPI(socket, wanted.map((c) => c.Id));
-  } else {
+  if (!socket) {
     if (!opts.realDocker) throw new Error('readGpuContainers: no local socket and no docker CLI');
-    details = await inspectAllContainers(opts.realDocker, opts.env);
+    return (await inspectAllContainers(opts.realDocker, opts.env)).map(containerGpus).filter((c) => c.ids.length > 0);
   }
-  return details.map(containerGpus).filter((c) => c.ids.length > 0);
+  const list = await listContainersAPI(socket);
+  const cache = opts.cache?.load() ?? {};
+  const out: ContainerGpus[] = [];
+  const inspect: string[] = [];
+  for (const c of list) {
+    const state = c.State ?? '';
+    const holds = HOLDING_STATES.has(state);
+    const mayHold = holds || (state === 'exited' && opts.holdAfterStopMs > 0);
+    if (!mayHold) continue;
+    const known = cache[c.Id];
+    if (known === undefined) inspect.push(c.Id);
+    else if (!known.length) continue;
+    else if (!holds) inspect.push(c.Id); // stopped: its FinishedAt decides
+    else {
+      out.push({
+        id: c.Id,
+        name: (c.Names?.[0] ?? c.Id.slice(0, 12)).replace(/^\//, ''),
+        state,
+        ids: known,
+        labels: c.Labels ?? {},
+        created: new Date((c.Created ?? 0) * 1000).toISOString(),
+      });
+    }
+  }
+  const details = (await inspectContainersAPI(socket, inspect)).map(containerGpus);
+  if (opts.cache) {
+    const live = new Set(list.map((c) => c.Id));
+    const next: GpuIdCache = {};
+    for (const [id, ids] of Object.entries(cache)) if (live.has(id)) next[id] = ids;
+    for (const c of details) next[c.id] = c.ids;
+    if (details.some((c) => cache[c.id] === undefined) || Object.keys(next).length !== Object.keys(cache).length) opts.cache.save(next);
+  }
+  return [...out, ...details.filter((c) => c.ids.length > 0)];
 }

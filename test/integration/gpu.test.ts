@@ -187,9 +187,15 @@ test('--gpus all with max 2 gets 2 devices; another user\'s device is refused na
   const ids = await deviceIds('c-all');
   assert.equal(ids.length, 2);
   assert.deepEqual((await labels('c-all'))['ds01.gpu.allocated'], '2,3', 'researchers (fullGpu) get whole GPUs first');
-  const theirs = await asUser('ggu1', env, ['create', '--gpus', `device=${ids[0]}`, 'bb']);
+  const students = await asUser('ggu1', env, ['create', '--gpus', `device=${ids[0]}`, 'bb']);
+  assert.equal(students.code, 125);
+  assert.match(students.stderr, /^gpuguard: GPU 2 is a whole GPU and your group \(gpus\.fullGpu: false\) may use MIG slices only/);
+  const two = await asUser('ggu2', env, ['create', '--name', 'u2-one', '--gpus', '1', 'bb']);
+  assert.equal(two.code, 0, two.stderr);
+  const theirs = await asUser('ggu1', env, ['create', '--gpus', `device=${(await deviceIds('u2-one'))[0]}`, 'bb']);
   assert.equal(theirs.code, 125);
-  assert.match(theirs.stderr, /^gpuguard: GPU 2 \(GPU-\S+\) is held by container "c-all"; ask for --gpus 1 to get a free one\n$/);
+  assert.match(theirs.stderr, /^gpuguard: GPU 0\.0 \(MIG-\S+\) is held by container "u2-one"; ask for --gpus 1 to get a free one\n$/);
+  assert.equal((await d!.docker(['rm', '-f', 'u2-one'])).code, 0);
   // env form: -e NVIDIA_VISIBLE_DEVICES=<slot> becomes an explicit device request
   const envForm = await asUser('ggu1', env, ['create', '--name', 'u1-env', '-e', 'NVIDIA_VISIBLE_DEVICES=1:2', 'bb']);
   assert.equal(envForm.code, 0, envForm.stderr);

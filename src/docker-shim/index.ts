@@ -1,5 +1,63 @@
-import { GpuguardError } from '../errors.ts';
+/**
+ * The docker face: gpuguard installed as `docker`. Everything but
+ * `run`/`create` on the local daemon is handed to the real CLI by execve —
+ * same pid, argv, environment and descriptors — after reading nothing but
+ * argv (no policy, no docker query). `run`/`create` are rewritten by the
+ * pure translator in rewrite.ts and then handed over the same way.
+ */
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { findRealDockerFast } from '../docker/real.ts';
+import { execve } from '../sys/exec.ts';
+import { createCommand, scanGlobals, targetsLocalDaemon, type GlobalScan } from './globals.ts';
 
-export async function main(_args: string[]): Promise<number> {
-  throw new GpuguardError('the docker shim is not built yet', 3);
+export async function main(args: string[]): Promise<number> {
+  const env = process.env;
+  const globals = scanGlobals(args);
+  const cmd = createCommand(args, globals);
+  if (globals.command === 'compose' && !globals.error) {
+    const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));
+    return (await import('./compose.ts')).composeFromDocker(args, globals, target, env);
+  }
+  if (!cmd) {
+    // `docker start`: a stopped container's GPU may have vanished or been taken (src/gpu decides).
+    const start = startCommand(args, globals);
+    if (start !== undefined && targetsLocalDaemon(globals, env, () => currentContext(globals, env)).local) {
+      await (await import('../gpu/start.ts')).guardStart(args, start, env, globals.hosts);
+    }
+    return passThrough(args, env);
+  }
+  const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));
+  return (await import('./create.ts')).runCreate(args, globals, cmd, target, env);
+}
+
+/** Index after `start` in `docker start …` / `docker container start …`, else undefined. */
+function startCommand(args: string[], g: GlobalScan): number | undefined {
+  if (g.error || g.command === undefined) return undefined;
+  if (g.command === 'start') return g.commandIndex + 1;
+  if (g.command === 'container' && args[g.commandIndex + 1] === 'start') return g.commandIndex + 2;
+  return undefined;
+}
+
+/** Become the real docker CLI with argv and environment untouched. */
+export async function passThrough(args: string[], env: NodeJS.ProcessEnv): Promise<never> {
+  let real = findRealDockerFast(env);
+  if (real === undefined) {
+    // No other docker on PATH (dpkg-diverted install): only then does the policy name it.
+    const [{ loadPolicy }, { findRealDocker }] = await Promise.all([import('../policy/load.ts'), import('../docker/real.ts')]);
+    real = findRealDocker(env, loadPolicy(env).policy.docker.realPath);
+  }
+  return execve(real, [process.argv0, ...args], env);
+}
+
+/** The config file's currentContext (`docker context use`), read only when nothing else decides the daemon. */
+export function currentContext(g: GlobalScan, env: NodeJS.ProcessEnv): string | undefined {
+  const dir = g.config ?? env.DOCKER_CONFIG ?? join(homedir(), '.docker');
+  try {
+    const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { currentContext?: unknown };
+    return typeof cfg.currentContext === 'string' ? cfg.currentContext : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -4,46 +4,10 @@
  * admin command that needs Docker goes through here.
  */
 import { execFile } from 'node:child_process';
-import { realpathSync, accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
 import { z } from 'zod';
-import { GpuguardError, RealBinaryError } from '../errors.ts';
+import { GpuguardError } from '../errors.ts';
 
-/**
- * The real docker CLI: GPUGUARD_REAL_DOCKER, else the policy's
- * docker.realPath, else the first `docker` on PATH that is not this binary.
- * Resolved paths are compared, so a symlink back to us is a loop, reported.
- */
-export function findRealDocker(env: NodeJS.ProcessEnv, policyRealPath?: string, self: string = process.execPath): string {
-  const selfReal = safeRealpath(self);
-  const check = (candidate: string, source: string) => {
-    const real = safeRealpath(candidate);
-    if (!real) throw new RealBinaryError(`the real docker CLI ${candidate} (from ${source}) does not exist; fix ${source} or install docker.io`);
-    if (real === selfReal) throw new RealBinaryError(`the real docker CLI ${candidate} (from ${source}) is gpuguard itself, which would loop; point ${source} at the real docker binary`);
-    return candidate;
-  };
-  if (env.GPUGUARD_REAL_DOCKER) return check(env.GPUGUARD_REAL_DOCKER, 'GPUGUARD_REAL_DOCKER');
-  if (policyRealPath) return check(policyRealPath, 'the policy key docker.realPath');
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const candidate = join(dir, 'docker');
-    try {
-      accessSync(candidate, constants.X_OK);
-    } catch {
-      continue;
-    }
-    if (safeRealpath(candidate) !== selfReal) return candidate;
-  }
-  throw new RealBinaryError('no real docker CLI found on PATH after gpuguard; set GPUGUARD_REAL_DOCKER or docker.realPath in the policy');
-}
-
-function safeRealpath(p: string): string | undefined {
-  try {
-    return realpathSync(p);
-  } catch {
-    return undefined;
-  }
-}
+export { findRealDocker, findRealDockerFast } from './real.ts';
 
 export class DockerError extends GpuguardError {
   override name = 'DockerError';
@@ -110,6 +74,23 @@ export async function inspectContainers(realDocker: string, refs: string[], env:
   const parsed = z.array(ContainerDetails).safeParse(data);
   if (!parsed.success) throw new DockerError(`docker inspect returned an unexpected shape: ${parsed.error.issues[0]?.message}`);
   return parsed.data;
+}
+
+/**
+ * How many containers (running or stopped) carry `label` (`key=value`), on
+ * the daemon the user's command goes to: `globalArgs` are the user's global
+ * options (-H, --context, --config), so the count and the create see the
+ * same daemon.
+ *
+ * TODO(ownership): an image can carry any label, so a container made from an
+ * image labelled `<p>.user=alice` counts for alice although she never ran it
+ * through the shim. Cheap fix once src/ownership lands: inspect the matches
+ * and their images and drop those whose label equals the image's.
+ */
+export async function countContainersWithLabel(realDocker: string, globalArgs: string[], label: string, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const r = await dockerCLI(realDocker, [...globalArgs, 'ps', '-a', '-q', '--no-trunc', '--filter', `label=${label}`], env);
+  if (r.code !== 0) throw new DockerError(`docker ps failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+  return r.stdout.split('\n').filter(Boolean).length;
 }
 
 /**

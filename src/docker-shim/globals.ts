@@ -1,0 +1,97 @@
+/**
+ * The docker CLI's global options (before the subcommand) and the
+ * subcommand itself. Dependency-free and cheap: every docker call the shim
+ * sees goes through this before it is passed on.
+ *
+ * Other faces plug in here: the ownership guards for `docker stop/exec/…`
+ * read `command`/`args` from {@link scanGlobals}.
+ */
+import { makeTable, scanFlags, type FlagOccurrence } from './pflag.ts';
+
+/** docker/cli cli/flags/options.go: these take values; -D, --tls, --tlsverify, -v, -h do not. */
+export const GLOBAL_FLAGS = makeTable({
+  config: { takesValue: true },
+  context: { short: 'c', takesValue: true },
+  host: { short: 'H', takesValue: true },
+  'log-level': { short: 'l', takesValue: true },
+  tlscacert: { takesValue: true },
+  tlscert: { takesValue: true },
+  tlskey: { takesValue: true },
+  debug: { short: 'D', takesValue: false },
+  tls: { takesValue: false },
+  tlsverify: { takesValue: false },
+  version: { short: 'v', takesValue: false },
+  help: { short: 'h', takesValue: false },
+});
+
+export interface GlobalScan {
+  /** Global options as written, with positions. */
+  options: FlagOccurrence[];
+  /** The subcommand word (`run`, `container`, `ps`, `compose`, …), if any. */
+  command?: string;
+  /** Its index in argv (argv.length when none). */
+  commandIndex: number;
+  /** `-H/--host` values, in order. */
+  hosts: string[];
+  /** `-c/--context`, the last one. */
+  context?: string;
+  /** `--config`, the last one. */
+  config?: string;
+  /** Set when docker would reject the global options itself. */
+  error?: string;
+}
+
+export function scanGlobals(argv: readonly string[]): GlobalScan {
+  const s = scanFlags(argv, 0, GLOBAL_FLAGS);
+  const last = (name: string) => s.flags.filter((f) => f.name === name).at(-1)?.value;
+  return {
+    options: s.flags,
+    command: argv[s.positional],
+    commandIndex: s.positional,
+    hosts: s.flags.filter((f) => f.name === 'host' && f.value !== undefined).map((f) => f.value!),
+    context: last('context'),
+    config: last('config'),
+    ...(s.error ? { error: s.error } : {}),
+  };
+}
+
+export type CreateKind = 'run' | 'create';
+
+/**
+ * `run`/`create`, or `container run`/`container create`: which, and the index
+ * where its own flags begin. Undefined for every other command.
+ */
+export function createCommand(argv: readonly string[], g: GlobalScan): { kind: CreateKind; flagsFrom: number } | undefined {
+  if (g.error || g.command === undefined) return undefined;
+  if (g.command === 'run' || g.command === 'create') return { kind: g.command, flagsFrom: g.commandIndex + 1 };
+  if (g.command === 'container') {
+    const sub = argv[g.commandIndex + 1];
+    if (sub === 'run' || sub === 'create') return { kind: sub, flagsFrom: g.commandIndex + 2 };
+  }
+  return undefined;
+}
+
+/**
+ * Whether a command goes to a daemon on this host, following the docker
+ * CLI's own order (cli/command/cli.go resolveContextName): --context, else
+ * -H (the default context), else DOCKER_HOST, else DOCKER_CONTEXT, else the
+ * config file's currentContext. Local means a unix socket (or no host at
+ * all: the default socket). `readCurrentContext` is only called when the
+ * config file decides.
+ */
+export function targetsLocalDaemon(g: GlobalScan, env: NodeJS.ProcessEnv, readCurrentContext: () => string | undefined): { local: boolean; why: string } {
+  if (g.context !== undefined) return g.context === 'default' ? { local: true, why: 'context default' } : { local: false, why: `--context ${g.context}` };
+  if (g.hosts.length) {
+    const remote = g.hosts.find((h) => !isUnixHost(h));
+    return remote ? { local: false, why: `-H ${remote}` } : { local: true, why: `-H ${g.hosts.join(',')}` };
+  }
+  if (env.DOCKER_HOST) return isUnixHost(env.DOCKER_HOST) ? { local: true, why: `DOCKER_HOST=${env.DOCKER_HOST}` } : { local: false, why: `DOCKER_HOST=${env.DOCKER_HOST}` };
+  if (env.DOCKER_CONTEXT) return env.DOCKER_CONTEXT === 'default' ? { local: true, why: 'DOCKER_CONTEXT=default' } : { local: false, why: `DOCKER_CONTEXT=${env.DOCKER_CONTEXT}` };
+  const current = readCurrentContext();
+  if (current && current !== 'default') return { local: false, why: `current context ${current} (docker context use)` };
+  return { local: true, why: 'the default socket' };
+}
+
+export function isUnixHost(host: string): boolean {
+  return host.startsWith('unix://') || host.startsWith('/');
+}

@@ -1,0 +1,74 @@
+/**
+ * Finding the real docker CLI, never ourselves. Kept apart from the rest of
+ * the gateway (which loads zod) because the shim's pass-through path needs
+ * only this and must load nothing else.
+ */
+import { accessSync, constants, realpathSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { RealBinaryError } from '../errors.ts';
+
+/**
+ * The real docker CLI: GPUGUARD_REAL_DOCKER, else the policy's
+ * docker.realPath, else the first `docker` on PATH that is not this binary.
+ * Resolved paths are compared, so a symlink back to us is a loop, reported.
+ */
+export function findRealDocker(env: NodeJS.ProcessEnv, policyRealPath?: string, self: string = process.execPath): string {
+  if (env.GPUGUARD_REAL_DOCKER) return checkCandidate(env.GPUGUARD_REAL_DOCKER, 'GPUGUARD_REAL_DOCKER', self);
+  if (policyRealPath) return checkCandidate(policyRealPath, 'the policy key docker.realPath', self);
+  const found = searchPath(env, self);
+  if (found) return found;
+  throw new RealBinaryError('no real docker CLI found on PATH after gpuguard; set GPUGUARD_REAL_DOCKER or docker.realPath in the policy');
+}
+
+/**
+ * The pass-through path's lookup, which must not parse the policy on every
+ * call: GPUGUARD_REAL_DOCKER, else the next docker on PATH. Undefined when
+ * PATH has no other docker (a dpkg-diverted install): the caller then loads
+ * the policy and asks {@link findRealDocker} with docker.realPath.
+ */
+export function findRealDockerFast(env: NodeJS.ProcessEnv, self: string = process.execPath): string | undefined {
+  if (env.GPUGUARD_REAL_DOCKER) return checkCandidate(env.GPUGUARD_REAL_DOCKER, 'GPUGUARD_REAL_DOCKER', self);
+  return searchPath(env, self);
+}
+
+/**
+ * The real docker-compose (v1): GPUGUARD_REAL_COMPOSE, else the first
+ * `docker-compose` on PATH that is not this binary.
+ */
+export function findRealCompose(env: NodeJS.ProcessEnv, self: string = process.execPath): string {
+  if (env.GPUGUARD_REAL_COMPOSE) return checkCandidate(env.GPUGUARD_REAL_COMPOSE, 'GPUGUARD_REAL_COMPOSE', self, 'docker-compose');
+  const found = searchPath(env, self, 'docker-compose');
+  if (found) return found;
+  throw new RealBinaryError('no real docker-compose found on PATH after gpuguard; set GPUGUARD_REAL_COMPOSE or install docker-compose');
+}
+
+function checkCandidate(candidate: string, source: string, self: string, name = 'docker'): string {
+  const what = name === 'docker' ? 'docker CLI' : name;
+  const real = safeRealpath(candidate);
+  if (!real) throw new RealBinaryError(`the real ${what} ${candidate} (from ${source}) does not exist; fix ${source} or install ${name === 'docker' ? 'docker.io' : name}`);
+  if (real === safeRealpath(self)) throw new RealBinaryError(`the real ${what} ${candidate} (from ${source}) is gpuguard itself, which would loop; point ${source} at the real ${name} binary`);
+  return candidate;
+}
+
+function searchPath(env: NodeJS.ProcessEnv, self: string, name = 'docker'): string | undefined {
+  const selfReal = safeRealpath(self);
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+    } catch {
+      continue;
+    }
+    if (safeRealpath(candidate) !== selfReal) return candidate;
+  }
+  return undefined;
+}
+
+function safeRealpath(p: string): string | undefined {
+  try {
+    return realpathSync(p);
+  } catch {
+    return undefined;
+  }
+}

@@ -7,7 +7,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { BINARY, IS_ROOT, ensureTestUsers, fakeNvidiaSmi, missing, run, runAs, startDockerd, type PrivateDockerd } from '../harness/index.ts';
@@ -285,7 +285,9 @@ test('a reservation lives as long as its docker command, and not a moment longer
   const slow = join(dir, 'slow-docker');
   writeFileSync(slow, '#!/bin/sh\nexec sleep 60\n', { mode: 0o755 });
   const env = { ...envFor(policy('res', '{max: 1, fullGpu: false}'), 'a100-7x1g'), GPUGUARD_NVIDIA_SMI: one };
-  const child = spawn('runuser', ['-u', 'ggu1', '--', shim, 'create', '--gpus', '1', 'bb'], { env: { ...process.env, ...env, GPUGUARD_REAL_DOCKER: slow }, stdio: 'ignore', detached: true });
+  const child = spawn('runuser', ['-u', 'ggu1', '--', shim, 'create', '--gpus', '1', 'bb'], { env: { ...process.env, ...env, GPUGUARD_REAL_DOCKER: slow }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  let childErr = '';
+  child.stderr!.on('data', (c) => (childErr += c));
   let blocked = '';
   for (let i = 0; i < 50; i++) {
     await sleep(100);
@@ -296,12 +298,18 @@ test('a reservation lives as long as its docker command, and not a moment longer
     }
     await rmAll();
   }
-  assert.match(blocked, /no free GPU device/, 'while the first docker command runs, its slice is reserved');
+  assert.match(blocked, /no free GPU device/, `while the first docker command runs, its slice is reserved (it said: ${childErr})`);
   const g = await run(BINARY, ['gpus'], { env });
   assert.match(g.stdout, /ggu1 +\(being created, pid \d+\) +reserved/);
-  const exited = new Promise((r) => child.once('exit', r));
-  process.kill(-child.pid!, 'SIGKILL'); // runuser, the shim turned docker, all of it
-  await exited;
+  // Kill the process the reservation names (the shim, by now the "docker" it exec'd; runuser puts it in its own session).
+  const pids = readdirSync(runDir)
+    .filter((f) => f.startsWith('gpu-res.'))
+    .map((f) => JSON.parse(readFileSync(join(runDir, f), 'utf8')).pid as number)
+    .filter((pid) => existsSync(`/proc/${pid}`)); // other users' void records stay until their owners clean them
+  assert.equal(pids.length, 1);
+  process.kill(pids[0]!, 'SIGKILL');
+  while (existsSync(`/proc/${pids[0]}`) && !readFileSync(`/proc/${pids[0]}/stat`, 'utf8').includes(') Z ')) await sleep(20);
+  await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
   const after = await asUser('ggu2', env, ['create', '--gpus', '1', 'bb']);
   assert.equal(after.code, 0, `killed: the slice is free at once (${after.stderr})`);
   await rmAll();

@@ -28,7 +28,7 @@ gpu() {
   # Each run creates a container: fewer runs than the default (BENCH_GPU_RUNS).
   local h=("${H[@]}") i
   for i in "${!h[@]}"; do [ "${h[$i]}" = --runs ] && h[$((i + 1))]="${BENCH_GPU_RUNS:-60}"; done
-  "${h[@]}" --prepare "$real rm -f gb" --export-markdown "$OUT/gpu.md" --export-json "$OUT/gpu.json" \
+  "${h[@]}" --prepare "sh -c '$real rm -f gb >/dev/null 2>&1 || true'" --export-markdown "$OUT/gpu.md" --export-json "$OUT/gpu.json" \
     -n 'shim: docker create --gpus 1' "$d/bin/docker create --name gb --gpus 1 bb" \
     -n 'real: docker create --gpus device=<uuid>' "$real create --name gb --gpus device=$uuid bb" \
     -n 'shim: docker create (no GPU)' "$d/bin/docker create --name gb bb"

@@ -3,6 +3,7 @@
  * over (src/gpu/index.ts checkStart decides). This file only reads the
  * command line: `docker [global opts] start|container start [flags] C…`.
  */
+import { errorLine, PolicyDenied } from '../errors.ts';
 import { loadPolicy } from '../policy/load.ts';
 import { checkStart } from './index.ts';
 import { envForHosts } from './plan.ts';
@@ -32,6 +33,13 @@ export function startTargets(argv: readonly string[], from: number): string[] {
 export async function guardStart(argv: readonly string[], from: number, env: NodeJS.ProcessEnv, hosts: readonly string[] = []): Promise<void> {
   const refs = startTargets(argv, from);
   if (!refs.length) return;
-  const { policy } = loadPolicy(env);
-  await checkStart({ refs, policy, env: envForHosts(env, hosts) });
+  try {
+    const { policy } = loadPolicy(env);
+    await checkStart({ refs, policy, env: envForHosts(env, hosts) });
+  } catch (err) {
+    // Only a decision refuses a start; a broken policy or an unreachable daemon must not block
+    // every `docker start` (docker reports its own errors, run/create report the policy's).
+    if (err instanceof PolicyDenied) throw err;
+    process.stderr.write(`gpuguard: warning: GPU check before start skipped: ${errorLine(err)}\n`);
+  }
 }

@@ -273,6 +273,11 @@ test('docker start: refused when the device vanished or was taken meanwhile', as
   const gone = await asUser('ggu1', other, ['start', 's1']);
   assert.equal(gone.code, 125);
   assert.match(gone.stderr, /^gpuguard: container "s1" was given GPU device MIG-fc0d1e2f-3041-5526-c8c9-becfd0e1f20c \(slot 0\.1 when it was created\), which no longer exists on this host/);
+  // a broken policy does not block docker start: the check is skipped with a warning
+  writeFileSync(join(dir, 'broken.yaml'), 'version: 1\ngroups: [\n', { mode: 0o644 });
+  const broken = await asUser('ggu1', { ...other, GPUGUARD_POLICY: join(dir, 'broken.yaml') }, ['start', 's1']);
+  assert.equal(broken.code, 0, broken.stderr);
+  assert.match(broken.stderr, /^gpuguard: warning: GPU check before start skipped: .*broken\.yaml:\d+:\d+: invalid YAML/);
   await rmAll();
 });
 

@@ -78,3 +78,10 @@ test('the plan reads --env-file then -e, as docker does', () => {
   assert.equal(requestFromFlags([flag('env-file', '/missing', 0)], {}, read).kind, 'none');
   assert.deepEqual(envFileEntries('\uFEFFA=1\r\n#x\nB\n'), ['A=1', 'B']);
 });
+
+test('docker start targets: flags skipped, -- respected', async () => {
+  const { startTargets } = await import('../../src/gpu/start.ts');
+  assert.deepEqual(startTargets(['start', '-a', '-i', 'web', 'db'], 1), ['web', 'db']);
+  assert.deepEqual(startTargets(['-H', 'unix:///x', 'start', '--detach-keys', 'ctrl-x', '-ai', 'c1'], 3), ['c1']);
+  assert.deepEqual(startTargets(['container', 'start', '--checkpoint', 'cp1', '--', '-odd-name'], 2), ['-odd-name']);
+});

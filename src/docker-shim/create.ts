@@ -55,6 +55,12 @@ export async function prepareCreate(
   const real = findRealDocker(env, policy.docker.realPath);
   const user = resolveUser(policy, currentIdentity(env));
 
+  // GPU requests: src/gpu decides and reserves (dryRun for explain: decide only), while the container count runs.
+  const gpuPlan = opts.gpu
+    ? opts.gpu(scan, policy, user)
+    : import('../gpu/plan.ts').then((m) => m.planGpus(scan.flags, policy, user, env, { realDocker: real, hosts: scan.globals.hosts, ...(opts.dryRun ? { dryRun: true } : {}) }));
+  gpuPlan.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+
   const labelFiles: Record<string, string> = {};
   for (const path of values(scan, 'label-file')) {
     try {
@@ -72,10 +78,7 @@ export async function prepareCreate(
       countError = (err as Error).message;
     }
   }
-  // GPU requests: src/gpu decides and reserves (dryRun for explain: decide only).
-  const gpu = opts.gpu
-    ? await opts.gpu(scan, policy, user)
-    : await (await import('../gpu/plan.ts')).planGpus(scan.flags, policy, user, env, { realDocker: real, hosts: scan.globals.hosts, ...(opts.dryRun ? { dryRun: true } : {}) });
+  const gpu = await gpuPlan;
   const rewrite = rewriteCreate(args, scan, policy, user, {
     now: opts.now ?? new Date(),
     labelFiles,

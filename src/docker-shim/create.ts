@@ -7,11 +7,11 @@
 import { readFileSync } from 'node:fs';
 import { PolicyDenied } from '../errors.ts';
 import { appendEvent } from '../events/log.ts';
-import { countContainersWithLabel, findRealDocker } from '../docker/gateway.ts';
+import { countContainersOnSocket, countContainersWithLabel, findRealDocker } from '../docker/gateway.ts';
 import { currentIdentity, labelKeys, loadPolicy, resolveUser, type EffectiveUser, type Policy } from '../policy/index.ts';
 import { execve } from '../sys/exec.ts';
 import { scanRunCreate, values, type RunScan } from './argv.ts';
-import type { CreateKind, GlobalScan } from './globals.ts';
+import type { CreateKind, GlobalScan, LocalTarget } from './globals.ts';
 import { passThrough } from './index.ts';
 import { rewriteCreate, type GpuPlan, type Rewrite } from './rewrite.ts';
 
@@ -35,7 +35,7 @@ export async function prepareCreate(
   args: string[],
   globals: GlobalScan,
   cmd: { kind: CreateKind; flagsFrom: number },
-  target: { local: boolean; why: string },
+  target: LocalTarget,
   env: NodeJS.ProcessEnv,
   opts: { gpu?: (scan: RunScan, policy: Policy, user: EffectiveUser) => Promise<GpuPlan | undefined>; now?: Date; dryRun?: boolean } = {},
 ): Promise<Prepared> {
@@ -58,7 +58,7 @@ export async function prepareCreate(
   // GPU requests: src/gpu decides and reserves (dryRun for explain: decide only), while the container count runs.
   const gpuPlan = opts.gpu
     ? opts.gpu(scan, policy, user)
-    : import('../gpu/plan.ts').then((m) => m.planGpus(scan.flags, policy, user, env, { realDocker: real, hosts: scan.globals.hosts, ...(opts.dryRun ? { dryRun: true } : {}) }));
+    : import('../gpu/plan.ts').then((m) => m.planGpus(scan.flags, policy, user, env, { realDocker: real, ...(target.socket ? { socket: target.socket } : {}), ...(opts.dryRun ? { dryRun: true } : {}) }));
   gpuPlan.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
 
   const labelFiles: Record<string, string> = {};
@@ -72,8 +72,10 @@ export async function prepareCreate(
   let containerCount: number | undefined;
   let countError: string | undefined;
   if (user.limits.containers !== undefined) {
+    const label = `${labelKeys(policy.labelPrefix).user}=${user.user}`;
     try {
-      containerCount = await countContainersWithLabel(real, args.slice(0, globals.commandIndex), `${labelKeys(policy.labelPrefix).user}=${user.user}`, env);
+      const socket = target.socket;
+      containerCount = (socket ? await countContainersOnSocket(socket, label) : undefined) ?? (await countContainersWithLabel(real, args.slice(0, globals.commandIndex), label, env));
     } catch (err) {
       countError = (err as Error).message;
     }
@@ -93,7 +95,7 @@ export async function runCreate(
   args: string[],
   globals: GlobalScan,
   cmd: { kind: CreateKind; flagsFrom: number },
-  target: { local: boolean; why: string },
+  target: LocalTarget,
   env: NodeJS.ProcessEnv,
 ): Promise<number> {
   const p = await prepareCreate(args, globals, cmd, target, env);

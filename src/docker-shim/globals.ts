@@ -71,6 +71,26 @@ export function createCommand(argv: readonly string[], g: GlobalScan): { kind: C
   return undefined;
 }
 
+/** docker's management commands whose second word is the verb: `container stop`, `image rm`, … */
+const MANAGEMENT = new Set(['builder', 'checkpoint', 'config', 'container', 'context', 'image', 'manifest', 'network', 'node', 'plugin', 'secret', 'service', 'stack', 'swarm', 'system', 'trust', 'volume']);
+
+/**
+ * The command as a verb, management prefix folded: `docker container stop x`
+ * and `docker stop x` are both {group: 'container', verb: 'stop'}; `argsFrom`
+ * is where the verb's own flags and arguments begin. The ownership guards
+ * (src/ownership) plug in on this: `verb` in stop/kill/rm/exec/… with the
+ * container names after `argsFrom`.
+ */
+export function resolveCommand(argv: readonly string[], g: GlobalScan): { group?: string; verb: string; argsFrom: number } | undefined {
+  if (g.error || g.command === undefined) return undefined;
+  if (MANAGEMENT.has(g.command)) {
+    const verb = argv[g.commandIndex + 1];
+    if (verb === undefined || verb.startsWith('-')) return { group: g.command, verb: '', argsFrom: g.commandIndex + 1 };
+    return { group: g.command, verb, argsFrom: g.commandIndex + 2 };
+  }
+  return { verb: g.command, argsFrom: g.commandIndex + 1 };
+}
+
 /**
  * Whether a command goes to a daemon on this host, following the docker
  * CLI's own order (cli/command/cli.go resolveContextName): --context, else
@@ -79,17 +99,34 @@ export function createCommand(argv: readonly string[], g: GlobalScan): { kind: C
  * all: the default socket). `readCurrentContext` is only called when the
  * config file decides.
  */
-export function targetsLocalDaemon(g: GlobalScan, env: NodeJS.ProcessEnv, readCurrentContext: () => string | undefined): { local: boolean; why: string } {
-  if (g.context !== undefined) return g.context === 'default' ? { local: true, why: 'context default' } : { local: false, why: `--context ${g.context}` };
+export interface LocalTarget {
+  local: boolean;
+  why: string;
+  /** The unix socket the command goes to, when it is one (for asking the Engine API directly). */
+  socket?: string;
+}
+
+export const DEFAULT_SOCKET = '/var/run/docker.sock';
+
+export function targetsLocalDaemon(g: GlobalScan, env: NodeJS.ProcessEnv, readCurrentContext: () => string | undefined): LocalTarget {
+  const unix = (h: string) => (h.startsWith('unix://') ? h.slice('unix://'.length) : h);
+  if (g.context !== undefined) return g.context === 'default' ? defaultTarget('context default', env) : { local: false, why: `--context ${g.context}` };
   if (g.hosts.length) {
     const remote = g.hosts.find((h) => !isUnixHost(h));
-    return remote ? { local: false, why: `-H ${remote}` } : { local: true, why: `-H ${g.hosts.join(',')}` };
+    return remote ? { local: false, why: `-H ${remote}` } : { local: true, why: `-H ${g.hosts.join(',')}`, socket: unix(g.hosts.at(-1)!) };
   }
-  if (env.DOCKER_HOST) return isUnixHost(env.DOCKER_HOST) ? { local: true, why: `DOCKER_HOST=${env.DOCKER_HOST}` } : { local: false, why: `DOCKER_HOST=${env.DOCKER_HOST}` };
-  if (env.DOCKER_CONTEXT) return env.DOCKER_CONTEXT === 'default' ? { local: true, why: 'DOCKER_CONTEXT=default' } : { local: false, why: `DOCKER_CONTEXT=${env.DOCKER_CONTEXT}` };
+  if (env.DOCKER_HOST) return isUnixHost(env.DOCKER_HOST) ? { local: true, why: `DOCKER_HOST=${env.DOCKER_HOST}`, socket: unix(env.DOCKER_HOST) } : { local: false, why: `DOCKER_HOST=${env.DOCKER_HOST}` };
+  if (env.DOCKER_CONTEXT) return env.DOCKER_CONTEXT === 'default' ? { local: true, why: 'DOCKER_CONTEXT=default', socket: DEFAULT_SOCKET } : { local: false, why: `DOCKER_CONTEXT=${env.DOCKER_CONTEXT}` };
   const current = readCurrentContext();
   if (current && current !== 'default') return { local: false, why: `current context ${current} (docker context use)` };
-  return { local: true, why: 'the default socket' };
+  return { local: true, why: 'the default socket', socket: DEFAULT_SOCKET };
+}
+
+/** The default context: DOCKER_HOST if set, else the default socket. */
+function defaultTarget(why: string, env: NodeJS.ProcessEnv): LocalTarget {
+  if (env.DOCKER_HOST && !isUnixHost(env.DOCKER_HOST)) return { local: false, why: `${why}, DOCKER_HOST=${env.DOCKER_HOST}` };
+  const socket = env.DOCKER_HOST ? env.DOCKER_HOST.replace(/^unix:\/\//, '') : DEFAULT_SOCKET;
+  return { local: true, why, socket };
 }
 
 export function isUnixHost(host: string): boolean {

@@ -10,7 +10,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { findRealDockerFast } from '../docker/real.ts';
 import { execve } from '../sys/exec.ts';
-import { createCommand, scanGlobals, targetsLocalDaemon, type GlobalScan } from './globals.ts';
+import { createCommand, resolveCommand, scanGlobals, targetsLocalDaemon, type GlobalScan } from './globals.ts';
 
 export async function main(args: string[]): Promise<number> {
   const env = process.env;
@@ -22,22 +22,18 @@ export async function main(args: string[]): Promise<number> {
   }
   if (!cmd) {
     // `docker start`: a stopped container's GPU may have vanished or been taken (src/gpu decides).
-    const start = startCommand(args, globals);
-    if (start !== undefined && targetsLocalDaemon(globals, env, () => currentContext(globals, env)).local) {
-      await (await import('../gpu/start.ts')).guardStart(args, start, env, globals.hosts);
+    const verb = resolveCommand(args, globals);
+    if (verb?.verb === 'start' && (verb.group === undefined || verb.group === 'container')) {
+      const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));
+      if (target.local) await (await import('../gpu/start.ts')).guardStart(args, verb.argsFrom, env, target.socket);
     }
+    // Seam for the ownership guards (src/ownership): `resolveCommand(args, globals)`
+    // gives the verb (stop, kill, rm, exec, …) and where its arguments begin;
+    // a guard for those verbs goes here, before the pass-through.
     return passThrough(args, env);
   }
   const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));
   return (await import('./create.ts')).runCreate(args, globals, cmd, target, env);
-}
-
-/** Index after `start` in `docker start …` / `docker container start …`, else undefined. */
-function startCommand(args: string[], g: GlobalScan): number | undefined {
-  if (g.error || g.command === undefined) return undefined;
-  if (g.command === 'start') return g.commandIndex + 1;
-  if (g.command === 'container' && args[g.commandIndex + 1] === 'start') return g.commandIndex + 2;
-  return undefined;
 }
 
 /** Become the real docker CLI with argv and environment untouched. */

@@ -50,13 +50,12 @@ export function envFileEntries(text: string): string[] {
 }
 
 /**
- * The environment whose DOCKER_HOST names the daemon the command goes to:
- * a `-H unix://…` global option wins over the environment, as in the CLI.
+ * The environment whose DOCKER_HOST names the daemon the command goes to
+ * (the shim resolves `-H`, DOCKER_HOST, contexts to a local socket), so the
+ * allocation reads the same daemon the create will reach.
  */
-export function envForHosts(env: NodeJS.ProcessEnv, hosts: readonly string[] = []): NodeJS.ProcessEnv {
-  const host = hosts[0];
-  if (host === undefined) return env;
-  return { ...env, DOCKER_HOST: host.startsWith('/') ? `unix://${host}` : host };
+export function envForSocket(env: NodeJS.ProcessEnv, socket: string | undefined): NodeJS.ProcessEnv {
+  return socket === undefined ? env : { ...env, DOCKER_HOST: `unix://${socket}` };
 }
 
 /** The normalised request of one run/create (pure but for reading --env-file files). */
@@ -80,9 +79,9 @@ export async function planGpus(
   policy: Policy,
   user: Pick<EffectiveUser, 'user' | 'uid' | 'gpus'>,
   env: NodeJS.ProcessEnv,
-  opts: { dryRun?: boolean; realDocker?: string; hosts?: readonly string[] } = {},
+  opts: { dryRun?: boolean; realDocker?: string; socket?: string } = {},
 ): Promise<GpuPlanOut | undefined> {
-  env = envForHosts(env, opts.hosts);
+  env = envForSocket(env, opts.socket);
   let request: GpuRequest;
   try {
     request = requestFromFlags(flags, env);

@@ -6,7 +6,7 @@
 import { errorLine, PolicyDenied } from '../errors.ts';
 import { loadPolicy } from '../policy/load.ts';
 import { checkStart } from './index.ts';
-import { envForHosts } from './plan.ts';
+import { envForSocket } from './plan.ts';
 
 const VALUE_FLAGS = new Set(['--detach-keys', '--checkpoint', '--checkpoint-dir']);
 
@@ -30,12 +30,12 @@ export function startTargets(argv: readonly string[], from: number): string[] {
 }
 
 /** Check the containers a `docker start` names; throws PolicyDenied (exit 125) when one may not start. */
-export async function guardStart(argv: readonly string[], from: number, env: NodeJS.ProcessEnv, hosts: readonly string[] = []): Promise<void> {
+export async function guardStart(argv: readonly string[], from: number, env: NodeJS.ProcessEnv, socket?: string): Promise<void> {
   const refs = startTargets(argv, from);
   if (!refs.length) return;
   try {
     const { policy } = loadPolicy(env);
-    await checkStart({ refs, policy, env: envForHosts(env, hosts) });
+    await checkStart({ refs, policy, env: envForSocket(env, socket) });
   } catch (err) {
     // Only a decision refuses a start; a broken policy or an unreachable daemon must not block
     // every `docker start` (docker reports its own errors, run/create report the policy's).

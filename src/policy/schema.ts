@@ -162,13 +162,8 @@ export type GpuQuotaT = z.output<typeof GpuQuotaSchema>;
 export type RuntimeRuleT = z.output<typeof RuntimeRule>;
 export type MountRuleT = z.output<typeof MountRule>;
 
-/** The rules a host with no explicit `runtime.rules` gets: the seeds' read-only datasets mount. */
-export const DEFAULT_RUNTIME_RULES: RuntimeRuleT[] = [
-  {
-    name: 'datasets',
-    mounts: [{ source: '/srv/datasets', destination: '/srv/datasets', readOnly: true, ifExists: true, writableSuffixes: [] }],
-  },
-];
+/** The rules a host with no explicit `runtime.rules` gets (defined beside the rule matching, which must not load zod). */
+export { DEFAULT_RUNTIME_RULES } from './runtime-rules.ts';
 
 export function policyJsonSchema(): unknown {
   return z.toJSONSchema(PolicySchema, { io: 'input', unrepresentable: 'any' });

@@ -151,6 +151,12 @@ test('run: exit codes, stdin streaming, a TTY under script', async (t) => {
   assert.equal(tty.code, 0, tty.stdout + tty.stderr);
   assert.match(tty.stdout, /TTY-OK/);
   assert.deepEqual(await containers('label=ds01.user=alice'), [], '--rm containers are gone');
+  // docker exec -it under a pty: the same bytes and exit code as the real CLI.
+  const underPty = (docker: string) =>
+    runAs('alice', 'script', ['-qec', `${docker} exec -it ${sleeper} sh -c 'test -t 0 && test -t 1 && echo TTY-OK; exit 4'`, '/dev/null'], { env, extendEnv: false, cwd: dir });
+  const [a, b] = [await underPty(d!.realDocker), await underPty(shim)];
+  assert.deepEqual([b.code, b.stdout], [4, 'TTY-OK\r\n']);
+  assert.deepEqual(b, a);
 });
 
 test('the shim becomes the real CLI: same pid (execve), for pass-through and for run', async (t) => {
@@ -237,6 +243,10 @@ test('refused: too many containers; audit mode warns; admins override (logged)',
   assert.equal(r.code, 125);
   assert.equal(r.stderr, 'gpuguard: alice already has 3 containers (running or stopped) and group students allows 3; remove one with docker rm (list them: docker ps -a --filter label=ds01.user=alice)\n');
   assert.deepEqual(await containers('name=gg-fourth'), []);
+  // The count comes from the Engine socket, not from a second docker CLI: a stand-in CLI whose `ps` lists nothing changes nothing.
+  const standIn = join(dir, 'ps-lists-nothing');
+  writeFileSync(standIn, `#!/bin/sh\n[ "$1" = ps ] && exit 0\nexec ${d!.realDocker} "$@"\n`, { mode: 0o755 });
+  assert.equal((await viaShim(['create', 'bb'], { ...env, GPUGUARD_REAL_DOCKER: standIn })).code, 125);
   const a = await viaShim(['create', '--name', 'gg-fourth', 'bb'], auditEnv);
   assert.equal(a.code, 0, a.stderr);
   assert.match(a.stderr, /^gpuguard: warning: audit mode, not refused: alice already has 3 containers/);

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { scanDockerArgv, lastValue, values, gpuRequestFacts } from '../../src/docker-shim/argv.ts';
-import { scanGlobals, targetsLocalDaemon } from '../../src/docker-shim/globals.ts';
+import { resolveCommand, scanGlobals, targetsLocalDaemon } from '../../src/docker-shim/globals.ts';
 import { shellWords, shellJoin } from '../../src/docker-shim/quote.ts';
 
 const scan = (line: string) => {
@@ -116,4 +116,26 @@ test('gpu facts: every way to ask for a GPU is found with its position', () => {
 test('shellWords / shellJoin round trip', () => {
   const argv = ['run', '-c', "it's", 'a b', '', 'x\ny', '$HOME', '--label=a=b'];
   assert.deepEqual(shellWords(shellJoin(argv)), argv);
+});
+
+test('resolveCommand: management prefix folded, args position', () => {
+  const r = (line: string) => {
+    const argv = shellWords(line);
+    const c = resolveCommand(argv, scanGlobals(argv));
+    return c && [c.group, c.verb, argv.slice(c.argsFrom).join(' ')];
+  };
+  assert.deepEqual(r('-H unix:///x container stop -t 1 web'), ['container', 'stop', '-t 1 web']);
+  assert.deepEqual(r('stop web'), [undefined, 'stop', 'web']);
+  assert.deepEqual(r('-D exec -it web sh'), [undefined, 'exec', '-it web sh']);
+  assert.deepEqual(r('image'), ['image', '', '']);
+  assert.equal(r('--log-level'), undefined);
+});
+
+test('targets: the socket to ask directly', () => {
+  const t = (line: string, env: NodeJS.ProcessEnv = {}) => targetsLocalDaemon(scanGlobals(shellWords(line)), env, () => undefined).socket;
+  assert.equal(t('run bb'), '/var/run/docker.sock');
+  assert.equal(t('-H unix:///a.sock run bb'), '/a.sock');
+  assert.equal(t('run bb', { DOCKER_HOST: 'unix:///tmp/d.sock' }), '/tmp/d.sock');
+  assert.equal(t('--context default run bb', { DOCKER_HOST: 'unix:///tmp/d.sock' }), '/tmp/d.sock');
+  assert.equal(t('run bb', { DOCKER_HOST: 'tcp://h:1' }), undefined);
 });

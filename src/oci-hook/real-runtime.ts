@@ -1,0 +1,123 @@
+/**
+ * Which program is the real runtime: GPUGUARD_REAL_RUNTIME, else the
+ * policy's `runtime.realPath`, else the first `runc` on PATH that is not
+ * this binary. Paths are compared after resolving symlinks, so seed 001's
+ * layout (`/opt/concourse/bin/runc` → wrapper, `runc.real` beside it) cannot
+ * loop: a configured path that resolves to ourselves is an error, and the
+ * PATH search skips every `runc` that is us.
+ *
+ * The non-create hot path must not parse the policy, yet must reach the same
+ * runtime as `create` did. `create` (which parses the policy anyway) records
+ * the policy's realPath in a cache entry keyed by the policy file's size and
+ * mtime; later calls read the policy's stamp and the entry (one readlink: the
+ * entry is a symlink whose target is the JSON). A miss parses the policy once
+ * (real-runtime-cache.ts, lazily imported) and refreshes the entry; a broken
+ * policy means "no realPath" here, so `state`, `kill`, `--version` keep
+ * working whatever is in the policy file. This module imports no node:fs
+ * (see fastfs.ts).
+ */
+import { RealBinaryError } from '../errors.ts';
+import { fileStamp, isExecutable, readLink, realpathOf } from './fastfs.ts';
+
+export interface RealRuntimeSources {
+  env: NodeJS.ProcessEnv;
+  /** `runtime.realPath` from the policy, when there is one. */
+  policyRealPath?: string | undefined;
+  /** This binary, resolved (defaults to /proc/self/exe). */
+  self?: string;
+}
+
+export function selfPath(): string {
+  return realpathOf('/proc/self/exe') ?? realpathOf(process.execPath) ?? process.execPath;
+}
+
+export function findRealRuntime(src: RealRuntimeSources): string {
+  const self = src.self ?? selfPath();
+  const configured: [string, string | undefined][] = [
+    ['GPUGUARD_REAL_RUNTIME', src.env.GPUGUARD_REAL_RUNTIME || undefined],
+    ['runtime.realPath in the policy', src.policyRealPath],
+  ];
+  for (const [from, path] of configured) {
+    if (!path) continue;
+    const real = realpathOf(path);
+    if (!real || !isExecutable(real)) {
+      throw new RealBinaryError(`real runtime ${path} (from ${from}) does not exist or is not executable; install runc there or fix ${from}`);
+    }
+    if (real === self) {
+      throw new RealBinaryError(`real runtime ${path} (from ${from}) is this wrapper itself (${self}); point ${from} at the real runc, e.g. runc.real`);
+    }
+    return path;
+  }
+  const dirs = (src.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':').filter(Boolean);
+  let sawSelf = false;
+  for (const dir of dirs) {
+    const candidate = `${dir.replace(/\/+$/, '')}/runc`;
+    const real = realpathOf(candidate);
+    if (!real || !isExecutable(real)) continue;
+    if (real === self) {
+      sawSelf = true;
+      continue;
+    }
+    return candidate;
+  }
+  throw new RealBinaryError(
+    sawSelf
+      ? 'every runc on PATH is this wrapper; set runtime.realPath in the policy (or GPUGUARD_REAL_RUNTIME) to the real runc'
+      : 'no runc on PATH; install runc or set runtime.realPath in the policy (or GPUGUARD_REAL_RUNTIME)',
+  );
+}
+
+// --- the realPath cache for the hot path ---------------------------------
+
+/**
+ * The wrapper's caches: its own directory directly in /run, which only root
+ * can create, made 0700 by the wrapper (root). Not /run/gpuguard, which other
+ * faces running as ordinary users may need to write (GPU reservations): an
+ * entry here names the program root executes, so nobody else may write here.
+ */
+export const CACHE_DIR = '/run/gpuguard-runc';
+
+export interface CacheEntry {
+  policy: string;
+  size: number;
+  mtimeMs: number;
+  realPath: string | null;
+}
+
+export function fnv1a(s: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, '0');
+}
+
+export function cacheEntryPath(policyPath: string, dir: string): string {
+  return `${dir}/realpath-${fnv1a(policyPath)}`;
+}
+
+export function policyPathOf(env: NodeJS.ProcessEnv): string {
+  return env.GPUGUARD_POLICY || '/etc/gpuguard/policy.yaml';
+}
+
+/**
+ * The policy's `runtime.realPath` for a pass-through call, without parsing
+ * the policy when the cache is fresh. Never throws: a missing or broken
+ * policy gives undefined (PATH search).
+ */
+export async function policyRealPathForPassThrough(env: NodeJS.ProcessEnv, dir = CACHE_DIR): Promise<string | undefined> {
+  const policyPath = policyPathOf(env);
+  const stamp = fileStamp(policyPath);
+  if (!stamp) return undefined;
+  const cached = readLink(cacheEntryPath(policyPath, dir));
+  if (cached) {
+    try {
+      const entry = JSON.parse(cached) as CacheEntry;
+      if (entry.policy === policyPath && entry.size === stamp.size && entry.mtimeMs === stamp.mtimeMs) return entry.realPath ?? undefined;
+    } catch {
+      /* miss */
+    }
+  }
+  return (await import('./real-runtime-cache.ts')).refreshPolicyRealPath(env, dir);
+}

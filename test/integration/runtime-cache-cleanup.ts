@@ -1,0 +1,8 @@
+/** The wrapper's cache entries for a test's temp policy file, removed when the test is done (they are keyed by the policy path). */
+import { rmSync } from 'node:fs';
+import { CACHE_DIR, cacheEntryPath, fnv1a } from '../../src/oci-hook/real-runtime.ts';
+
+export function forgetCacheEntries(policyPath: string): void {
+  rmSync(cacheEntryPath(policyPath, CACHE_DIR), { force: true });
+  rmSync(`${CACHE_DIR}/policy-${fnv1a(policyPath)}.json`, { force: true });
+}

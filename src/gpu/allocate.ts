@@ -120,10 +120,6 @@ function sumEq(devs: readonly GpuDevice[]): number {
   return devs.reduce((s, d) => s + d.equivalents, 0);
 }
 
-function fmtQuota(n: number): string {
-  return Number.isFinite(n) ? String(n) : 'unlimited';
-}
-
 function holdingText(mine: { device: GpuDevice; holders: Holder[] }[]): string {
   if (!mine.length) return 'you hold none';
   const items = mine.map(({ device, holders }) => `${device.slot} (${device.profile}) in ${holders.map((h) => (h.kind === 'container' ? h.name : 'a container being created')).join(', ')}`);
@@ -223,6 +219,3 @@ export function holdersByDevice(holdings: readonly Holding[]): Map<string, Holde
   for (const h of holdings) m.set(h.uuid, [...(m.get(h.uuid) ?? []), h.holder]);
   return m;
 }
-
-/** `fmtQuota` for messages elsewhere. */
-export { fmtQuota };

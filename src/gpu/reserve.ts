@@ -1,7 +1,7 @@
 /**
  * Race freedom for GPU allocation, without state that outlives its use.
  *
- * The scheme (see also docs in bench/README.md's GPU section):
+ * The scheme:
  *  1. A short host-wide lock: flock(2) on `<dir>/gpu.lock`, held only while
  *     one shim reads the state, decides and writes its reservation (tens of
  *     milliseconds), never across the real docker CLI. The kernel drops it
@@ -30,6 +30,15 @@
  * group can still do — hold the lock forever, or skip gpuguard altogether —
  * is no worse than what the raw docker socket already lets them do; the lock
  * wait is bounded, so a stuck lock gives a clear error, not a hang.
+ *
+ * Limits: a void record can only be deleted by its owner (or root) in a
+ * sticky directory, so other users' dead files stay until their owner's next
+ * request or `gpuguard gpus` as root (they are ignored meanwhile). With
+ * /proc mounted hidepid=2, another user's process start time cannot be read;
+ * kill(pid, 0) then says whether the pid exists, and a reused pid could keep
+ * a void reservation for at most RESERVATION_MAX_AGE_MS. gpu.wait tickets
+ * (`gpu-wait.*`) follow the same rules; their priority is taken from the
+ * policy for the file's owner, never from the file.
  */
 import { closeSync, constants, fchmodSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, chmodSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';

@@ -179,6 +179,28 @@ test('gpu.wait: a request waits for a device freed within the wait, and fails cl
   await rmAll();
 });
 
+test('gpu.wait serves waiters by priority, then arrival', async (t) => {
+  if (missing(t, { root: true, commands: ['dockerd', 'runuser'] })) return;
+  const env = envFor(policy('prio', '{max: 1, fullGpu: false, priority: 10}', '{holdAfterStop: 0s, wait: 20s}'), 'a100-7x1g');
+  for (let i = 0; i < 7; i++) assert.equal((await d!.docker(['create', '--name', `full${i}`, '--gpus', `device=0:${i}`, 'bb'])).code, 0);
+  let lowDone = false;
+  let highDone = false;
+  const low = asUser('ggu6', env, ['create', '--name', 'low', '--gpus', '1', 'bb']).then((r) => ((lowDone = true), r));
+  await sleep(800);
+  const high = runAs('carol', shim, ['create', '--name', 'high', '--gpus', '1', 'bb'], { env }).then((r) => ((highDone = true), r));
+  await sleep(800);
+  assert.equal((await d!.docker(['rm', '-f', 'full0'])).code, 0);
+  const h = await high;
+  assert.equal(h.code, 0, h.stderr);
+  assert.equal(lowDone, false, 'the earlier, lower-priority request still waits');
+  assert.equal((await labels('high'))['ds01.gpu.priority'], '50');
+  assert.equal((await d!.docker(['rm', '-f', 'full1'])).code, 0);
+  const l = await low;
+  assert.equal(l.code, 0, l.stderr);
+  assert.ok(highDone);
+  await rmAll();
+});
+
 test('--gpus all with max 2 gets 2 devices; another user\'s device is refused naming the container; env and --runtime forms', async (t) => {
   if (missing(t, { root: true, commands: ['dockerd', 'runuser'] })) return;
   const env = envFor(policy('forms', '{max: 1, fullGpu: false}'), 'a100-mig-mixed');

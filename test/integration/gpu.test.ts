@@ -176,6 +176,11 @@ test('gpu.wait: a request waits for a device freed within the wait, and fails cl
   assert.equal(late.code, 125);
   assert.match(late.stderr, /no free GPU device for 1 GPU: .*\(waited 2s, gpu\.wait\)$/m);
   assert.ok(Date.now() - t0 >= 2000);
+  assert.doesNotMatch(late.stderr, /waiting for/, 'no status line without a terminal');
+  // on a terminal: one status line, rewritten in place, cleared before the verdict
+  const tty = await run('script', ['-qec', `runuser -u ggu5 -- ${shim} create --gpus 1 bb`, '/dev/null'], { env: { ...process.env, ...envShort } });
+  assert.match(tty.stdout, /\r\x1b\[Kgpuguard: waiting for 1 GPU; [12]s left \(gpu\.wait\)/);
+  assert.match(tty.stdout, /\r\x1b\[Kgpuguard: no free GPU device for 1 GPU/);
   await rmAll();
 });
 

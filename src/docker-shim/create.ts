@@ -53,12 +53,13 @@ export async function prepareCreate(
   }
   if (!target.local && policy.docker.remote !== 'enforce') return { kind: 'pass', why: `another daemon (${target.why}); docker.remote is passthrough`, scan, policy };
   const real = findRealDocker(env, policy.docker.realPath);
+  // GPU requests: src/gpu starts its locked Docker read before the user lookup and decides after it,
+  // alongside the container count (dryRun for explain: decide only, no lock, no reservation).
+  const gpuStart = opts.gpu
+    ? undefined
+    : (await import('../gpu/plan.ts')).startGpuPlan(scan.flags, policy, env, { realDocker: real, ...(target.socket ? { socket: target.socket } : {}), ...(opts.dryRun ? { dryRun: true } : {}) });
   const user = resolveUser(policy, currentIdentity(env));
-
-  // GPU requests: src/gpu decides and reserves (dryRun for explain: decide only), while the container count runs.
-  const gpuPlan = opts.gpu
-    ? opts.gpu(scan, policy, user)
-    : import('../gpu/plan.ts').then((m) => m.planGpus(scan.flags, policy, user, env, { realDocker: real, ...(target.socket ? { socket: target.socket } : {}), ...(opts.dryRun ? { dryRun: true } : {}) }));
+  const gpuPlan = opts.gpu ? opts.gpu(scan, policy, user) : gpuStart!.finish(user);
   gpuPlan.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
 
   const labelFiles: Record<string, string> = {};

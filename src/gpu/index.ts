@@ -18,6 +18,9 @@ import { loadInventory, type GpuDevice, type Inventory } from './inventory.ts';
 import { describeRequest, type GpuRequest } from './request.ts';
 import {
   cacheStore,
+  gpuLock,
+  tryGpuLock,
+  type GpuLock,
   readReservations,
   readWaitTickets,
   removeRecord,
@@ -28,7 +31,7 @@ import {
   type Reservation,
   type WaitTicket,
 } from './reserve.ts';
-import { containerGpus, holdingsFromContainers, readGpuContainers } from './state.ts';
+import { containerGpus, holdingsFromContainers, readGpuContainers, type ContainerGpus } from './state.ts';
 
 export interface GpuGrant {
   request: GpuRequest;
@@ -49,6 +52,8 @@ export interface GrantOptions {
   realDocker?: string;
   /** Decide only: no lock, no reservation, no waiting (for `gpuguard explain`). */
   dryRun?: boolean;
+  /** A locked read already under way ({@link prefetchGpuState}); used for the first attempt, then released. */
+  prefetched?: Promise<Prefetched>;
   /** Where the one-line waiting status goes (default: stderr when it is a TTY). */
   status?: (line: string | undefined) => void;
 }
@@ -103,20 +108,68 @@ function defaultStatus(): (line: string | undefined) => void {
   };
 }
 
-/** Current holdings: reservations first, then Docker (the order that makes it race-free). */
-async function currentHoldings(o: { dir: string; inventory: Inventory; policy: Policy; env: NodeJS.ProcessEnv; realDocker?: string; exceptId?: string; cache?: boolean }): Promise<Holding[]> {
+/** What the locked read collects: reservations first, then Docker (the order that makes it race-free). */
+export interface LockedState {
+  reservations: ReturnType<typeof readReservations>;
+  containers: Promise<ContainerGpus[]>;
+}
+
+function readState(o: { dir: string; policy: Policy; env: NodeJS.ProcessEnv; realDocker?: string; cache?: boolean }): LockedState {
   const reservations = readReservations(o.dir);
-  const holdAfterStopMs = durationMs(o.policy.gpu.holdAfterStop);
-  const containers = await readGpuContainers({
+  const containers = readGpuContainers({
     env: o.env,
-    holdAfterStopMs,
+    holdAfterStopMs: durationMs(o.policy.gpu.holdAfterStop),
     ...(o.realDocker ? { realDocker: o.realDocker } : {}),
     ...(o.cache ? { cache: cacheStore(o.dir) } : {}),
   });
+  containers.catch(() => {}); // awaited by the caller
+  return { reservations, containers };
+}
+
+async function holdingsOf(state: LockedState, o: { inventory: Inventory; policy: Policy; exceptId?: string }): Promise<Holding[]> {
+  const containers = await state.containers;
   return [
-    ...holdingsFromContainers(containers, o.inventory, { labelPrefix: o.policy.labelPrefix, holdAfterStopMs, now: new Date(), ...(o.exceptId ? { exceptId: o.exceptId } : {}) }),
-    ...holdingsFromReservations(reservations),
+    ...holdingsFromContainers(containers, o.inventory, { labelPrefix: o.policy.labelPrefix, holdAfterStopMs: durationMs(o.policy.gpu.holdAfterStop), now: new Date(), ...(o.exceptId ? { exceptId: o.exceptId } : {}) }),
+    ...holdingsFromReservations(state.reservations),
   ];
+}
+
+async function currentHoldings(o: { dir: string; inventory: Inventory; policy: Policy; env: NodeJS.ProcessEnv; realDocker?: string; exceptId?: string; cache?: boolean }): Promise<Holding[]> {
+  return holdingsOf(readState(o), o);
+}
+
+/** A locked read started early (see {@link prefetchGpuState}). */
+export interface Prefetched {
+  lock: GpuLock;
+  state: LockedState;
+}
+
+/**
+ * Take the GPU lock and start reading the state now, before the caller
+ * knows who is asking (the shim looks the user up meanwhile: `getent`,
+ * `id`). When the lock is free it is taken synchronously and the Docker
+ * request is on its way when this returns. The lock is released by
+ * {@link grantGpus}, or when the process exits.
+ */
+export function prefetchGpuState(o: { policy: Policy; env: NodeJS.ProcessEnv; realDocker?: string }): Promise<Prefetched> {
+  const dir = runDir(o.env);
+  const start = (lock: GpuLock): Prefetched => {
+    try {
+      return { lock, state: readState({ dir, policy: o.policy, env: o.env, cache: true, ...(o.realDocker ? { realDocker: o.realDocker } : {}) }) };
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+  };
+  let p: Promise<Prefetched>;
+  try {
+    const lock = tryGpuLock(dir);
+    p = lock ? Promise.resolve(start(lock)) : gpuLock(dir).then(start);
+  } catch (err) {
+    p = Promise.reject(err);
+  }
+  p.catch(() => {}); // awaited by grantGpus
+  return p;
 }
 
 /**
@@ -169,12 +222,13 @@ export async function grantGpus(o: GrantOptions): Promise<GpuGrant | undefined> 
   };
   const status = o.status ?? defaultStatus();
   let ticket: string | undefined;
+  let prefetched = o.prefetched;
   try {
     for (;;) {
       let position = 0;
-      const a = await withGpuLock(dir, async () => {
+      const decideLocked = async (state: LockedState) => {
         const tickets = waitMs > 0 ? readWaitTickets(dir) : [];
-        const holdings = await currentHoldings({ dir, inventory, policy, env, cache: true, ...(o.realDocker ? { realDocker: o.realDocker } : {}) });
+        const holdings = await holdingsOf(state, { inventory, policy });
         const ahead = tickets.filter((t) => t.path !== ticket && isAhead({ priority: priorityOf(t.record), arrival: t.record.arrival }, { priority, arrival }));
         position = ahead.length;
         const aheadDemand = request.kind === 'devices' ? 0 : ahead.reduce((s, t) => s + t.record.need, 0);
@@ -191,7 +245,19 @@ export async function grantGpus(o: GrantOptions): Promise<GpuGrant | undefined> 
           return { ...decision, path };
         }
         return decision;
-      });
+      };
+      let a: Awaited<ReturnType<typeof decideLocked>>;
+      if (prefetched) {
+        const p = await prefetched;
+        prefetched = undefined;
+        try {
+          a = await decideLocked(p.state);
+        } finally {
+          p.lock.release();
+        }
+      } else {
+        a = await withGpuLock(dir, async () => decideLocked(readState({ dir, policy, env, cache: true, ...(o.realDocker ? { realDocker: o.realDocker } : {}) })));
+      }
       if (a.ok) return finish(a.devices, a.path);
       const waited = Date.now() - started;
       if (!a.retryable || waitMs <= 0) throw refuse(a);
@@ -202,6 +268,7 @@ export async function grantGpus(o: GrantOptions): Promise<GpuGrant | undefined> 
       await new Promise((r) => setTimeout(r, Math.min(250, Math.max(10, waitMs - waited))));
     }
   } finally {
+    if (prefetched) void prefetched.then((p) => p.lock.release(), () => {});
     if (ticket) removeRecord(ticket);
     status(undefined);
   }

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { GpuguardError, PolicyDenied } from '../errors.ts';
 import type { EffectiveUser } from '../policy/effective.ts';
 import type { Policy } from '../policy/schema.ts';
-import { grantGpus } from './index.ts';
+import { grantGpus, prefetchGpuState, type Prefetched } from './index.ts';
 import { describeRequest, isNvidiaRuntime, normaliseGpuRequest, parseDeviceFlag, GpuRequestError, type GpuRequest } from './request.ts';
 
 /** The parts of the scanner's FlagOccurrence this needs. */
@@ -74,25 +74,57 @@ export function requestFromFlags(flags: readonly FlagAt[], callerEnv: NodeJS.Pro
   return normaliseGpuRequest({ gpus: vals('gpus'), env, ...(runtime !== undefined ? { runtime } : {}), devices: vals('device') }, callerEnv);
 }
 
-export async function planGpus(
-  flags: readonly FlagAt[],
-  policy: Policy,
-  user: Pick<EffectiveUser, 'user' | 'uid' | 'gpus'>,
-  env: NodeJS.ProcessEnv,
-  opts: { dryRun?: boolean; realDocker?: string; socket?: string } = {},
-): Promise<GpuPlanOut | undefined> {
+type PlanOpts = { dryRun?: boolean; realDocker?: string; socket?: string };
+type Who = Pick<EffectiveUser, 'user' | 'uid' | 'gpus'>;
+
+export async function planGpus(flags: readonly FlagAt[], policy: Policy, user: Who, env: NodeJS.ProcessEnv, opts: PlanOpts = {}): Promise<GpuPlanOut | undefined> {
+  return startGpuPlan(flags, policy, env, opts).finish(user);
+}
+
+/**
+ * The plan in two steps, for the shim: `startGpuPlan` reads the request
+ * and, when there is one, takes the GPU lock and sends the Docker query at
+ * once (synchronously when the lock is free); `finish(user)` decides once
+ * the user is known. The shim looks the user up (`getent`, `id`) in between,
+ * so the two overlap.
+ */
+export function startGpuPlan(flags: readonly FlagAt[], policy: Policy, env: NodeJS.ProcessEnv, opts: PlanOpts = {}): { finish(user: Who): Promise<GpuPlanOut | undefined> } {
   env = envForSocket(env, opts.socket);
   let request: GpuRequest;
   try {
     request = requestFromFlags(flags, env);
   } catch (err) {
-    if (err instanceof GpuRequestError) return { decisions: [{ rule: 'gpus.malformed', verdict: 'deny', reason: err.message }] };
+    if (err instanceof GpuRequestError) {
+      const reason = err.message;
+      return { finish: async () => ({ decisions: [{ rule: 'gpus.malformed', verdict: 'deny', reason }] }) };
+    }
     throw err;
   }
-  if (request.kind === 'none') return undefined;
+  if (request.kind === 'none') return { finish: async () => undefined };
+  const prefetched = opts.dryRun ? undefined : prefetchGpuState({ policy, env, ...(opts.realDocker ? { realDocker: opts.realDocker } : {}) });
+  return { finish: (user) => finishPlan(flags, request, policy, user, env, opts, prefetched) };
+}
+
+async function finishPlan(
+  flags: readonly FlagAt[],
+  request: GpuRequest,
+  policy: Policy,
+  user: Who,
+  env: NodeJS.ProcessEnv,
+  opts: PlanOpts,
+  prefetched: Promise<Prefetched> | undefined,
+): Promise<GpuPlanOut | undefined> {
   let grant;
   try {
-    grant = await grantGpus({ request, policy, user, env, ...(opts.dryRun ? { dryRun: true } : {}), ...(opts.realDocker ? { realDocker: opts.realDocker } : {}) });
+    grant = await grantGpus({
+      request,
+      policy,
+      user,
+      env,
+      ...(opts.dryRun ? { dryRun: true } : {}),
+      ...(opts.realDocker ? { realDocker: opts.realDocker } : {}),
+      ...(prefetched ? { prefetched } : {}),
+    });
   } catch (err) {
     if (err instanceof PolicyDenied) return { decisions: [{ rule: err.rule, verdict: 'deny', reason: err.message }] };
     if (err instanceof GpuguardError) return { decisions: [{ rule: 'gpus.error', verdict: 'deny', reason: `GPU allocation failed: ${err.message}` }] };

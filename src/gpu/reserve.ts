@@ -117,28 +117,67 @@ function openLockFile(path: string): number {
   }
 }
 
-/** Run fn holding the host-wide GPU lock; released when fn settles (or the process dies). */
-export async function withGpuLock<T>(dir: string, fn: () => Promise<T>, timeoutMs = LOCK_TIMEOUT_MS): Promise<T> {
+/** A held GPU lock: the open descriptor; closing it releases the lock. */
+export interface GpuLock {
+  fd: number;
+  release(): void;
+}
+
+function openGpuLock(dir: string): { fd: number; path: string } {
   ensureRunDir(dir);
   const path = join(dir, 'gpu.lock');
-  let fd: number;
   try {
-    fd = openLockFile(path);
+    return { fd: openLockFile(path), path };
   } catch (err) {
     throw new ReservationError(`cannot open the GPU lock ${path} (${(err as NodeJS.ErrnoException).code})`, 1, { cause: err });
   }
+}
+
+const held = (fd: number): GpuLock => {
+  let open = true;
+  return {
+    fd,
+    release() {
+      if (open) closeSync(fd);
+      open = false;
+    },
+  };
+};
+
+/** Take the lock now if it is free (synchronously, so work started right after overlaps with what the caller does next). */
+export function tryGpuLock(dir: string): GpuLock | undefined {
+  const { fd } = openGpuLock(dir);
+  if (flock()(fd, LOCK_EX | LOCK_NB) === 0) return held(fd);
+  closeSync(fd);
+  return undefined;
+}
+
+/** Take the host-wide GPU lock, waiting up to timeoutMs. */
+export async function gpuLock(dir: string, timeoutMs = LOCK_TIMEOUT_MS): Promise<GpuLock> {
+  const { fd, path } = openGpuLock(dir);
   const lock = flock();
   const deadline = Date.now() + timeoutMs;
+  let delay = 1;
   try {
-    let delay = 1;
     while (lock(fd, LOCK_EX | LOCK_NB) !== 0) {
       if (Date.now() > deadline) throw new ReservationError(`the GPU allocation lock ${path} has been held for over ${timeoutMs / 1000}s by another process; try again, or ask an admin to look (fuser ${path})`);
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 20);
     }
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+  return held(fd);
+}
+
+/** Run fn holding the host-wide GPU lock; released when fn settles (or the process dies). */
+export async function withGpuLock<T>(dir: string, fn: () => Promise<T>, timeoutMs = LOCK_TIMEOUT_MS): Promise<T> {
+  const lock = tryGpuLock(dir) ?? (await gpuLock(dir, timeoutMs));
+  try {
     return await fn();
   } finally {
-    closeSync(fd);
+    lock.release();
   }
 }
 

@@ -11,6 +11,8 @@ const commands: Record<string, Command> = {
   gpus: { summary: 'gpus [--json]: every GPU device, its holder and container', run: async (a) => (await import('../gpu/cli.ts')).run(a) },
   ps: { summary: 'ps [--json] [--user NAME]: every container with its owner', run: async (a) => (await import('../ownership/cli.ts')).runPs(a) },
   who: { summary: 'who CONTAINER: the owner of a container and the evidence', run: async (a) => (await import('../ownership/cli.ts')).runWho(a) },
+  install: { summary: 'install [--dry-run] [--concourse [DIR]] [--root DIR] …: put gpuguard in place (install.sh runs this)', run: async (a) => (await import('../install/index.ts')).runInstall(a) },
+  uninstall: { summary: 'uninstall [--dry-run] [--root DIR]: undo every change install made, byte for byte', run: async (a) => (await import('../install/index.ts')).runUninstall(a) },
   doctor: { summary: 'doctor [--json]: check the installation, one line per check', run: async (a) => (await import('../doctor/index.ts')).run(a) },
 };
 

@@ -54,8 +54,14 @@ export interface ComposePrepared {
 }
 
 export async function prepareCompose(scan: ComposeArgv, exec: ComposeExec, target: { local: boolean; why: string }, env: NodeJS.ProcessEnv, opts: { write?: boolean } = {}): Promise<ComposePrepared> {
-  const [{ loadPolicy, currentIdentity, resolveUser, labelKeys }, { planCompose }] = await Promise.all([import('../policy/index.ts'), import('../compose/plan.ts')]);
-  const { policy } = loadPolicy(env);
+  const [{ loadPolicyCached }, { currentIdentity }, { resolveUser }, { labelKeys }, { planCompose }] = await Promise.all([
+    import('../policy/cache.ts'),
+    import('../policy/identity.ts'),
+    import('../policy/effective.ts'),
+    import('../policy/labels.ts'),
+    import('../compose/plan.ts'),
+  ]);
+  const { policy } = await loadPolicyCached(env);
   if (!target.local && policy.docker.remote !== 'enforce') return { kind: 'pass', why: `another daemon (${target.why}); docker.remote is passthrough`, exec };
   const user = resolveUser(policy, currentIdentity(env));
   const plan = await planCompose(scan, exec, policy, user, env);

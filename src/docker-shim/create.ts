@@ -8,7 +8,11 @@ import { readFileSync } from 'node:fs';
 import { PolicyDenied } from '../errors.ts';
 import { appendEvent } from '../events/log.ts';
 import { countContainersOnSocket, countContainersWithLabel, findRealDocker } from '../docker/gateway.ts';
-import { currentIdentity, labelKeys, loadPolicy, resolveUser, type EffectiveUser, type Policy } from '../policy/index.ts';
+import { loadPolicyCached } from '../policy/cache.ts';
+import { resolveUser, type EffectiveUser } from '../policy/effective.ts';
+import { currentIdentity } from '../policy/identity.ts';
+import { labelKeys } from '../policy/labels.ts';
+import type { Policy } from '../policy/schema.ts';
 import { execve } from '../sys/exec.ts';
 import { scanRunCreate, values, type RunScan } from './argv.ts';
 import type { CreateKind, GlobalScan, LocalTarget } from './globals.ts';
@@ -45,7 +49,7 @@ export async function prepareCreate(
   if (scan.image === undefined) return { kind: 'pass', why: 'no image: docker reports the error', scan };
   let policy: Policy;
   try {
-    policy = loadPolicy(env).policy;
+    policy = (await loadPolicyCached(env)).policy;
   } catch (err) {
     // Another daemon is not ours to police unless a readable policy says docker.remote: enforce.
     if (!target.local) return { kind: 'pass', why: `another daemon (${target.why}); the policy cannot be read`, scan };

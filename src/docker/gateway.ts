@@ -78,6 +78,32 @@ export async function inspectContainers(realDocker: string, refs: string[], env:
   return parsed.data;
 }
 
+/** What gpuguard reads of `docker info`: the registered runtimes, the default one, the cgroup driver. */
+export const DaemonInfo = z.looseObject({
+  Runtimes: z.record(z.string(), z.looseObject({ path: z.string().optional() })).nullable().optional(),
+  DefaultRuntime: z.string().optional(),
+  CgroupDriver: z.string().optional(),
+  ServerVersion: z.string().optional(),
+  /** Set (with exit code 0) when the CLI could not reach the daemon. */
+  ServerErrors: z.array(z.string()).nullable().optional(),
+});
+export type DaemonInfo = z.infer<typeof DaemonInfo>;
+
+export async function dockerInfo(realDocker: string, env: NodeJS.ProcessEnv = process.env): Promise<DaemonInfo> {
+  const r = await dockerCLI(realDocker, ['info', '--format', '{{json .}}'], env);
+  if (r.code !== 0) throw new DockerError(`docker info failed: ${r.stderr.trim().split('\n').pop() || `exit ${r.code}`}`);
+  let data: unknown;
+  try {
+    data = JSON.parse(r.stdout);
+  } catch (err) {
+    throw new DockerError(`docker info printed something that is not JSON: ${r.stdout.slice(0, 200)}`, 1, { cause: err });
+  }
+  const parsed = DaemonInfo.safeParse(data);
+  if (!parsed.success) throw new DockerError(`docker info returned an unexpected shape: ${parsed.error.issues[0]?.message}`);
+  if (parsed.data.ServerErrors?.length) throw new DockerError(`docker info: ${parsed.data.ServerErrors[0]}`);
+  return parsed.data;
+}
+
 /**
  * How many containers (running or stopped) carry `label` (`key=value`), on
  * the daemon the user's command goes to: `globalArgs` are the user's global

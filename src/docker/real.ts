@@ -9,7 +9,9 @@ import { RealBinaryError } from '../errors.ts';
 
 /**
  * The real docker CLI: GPUGUARD_REAL_DOCKER, else the policy's
- * docker.realPath, else the first `docker` on PATH that is not this binary.
+ * docker.realPath, else the first `docker` on PATH that is not this binary
+ * (or, where `docker` is this binary, the `docker.real` beside it: the
+ * layout install.sh leaves).
  * Resolved paths are compared, so a symlink back to us is a loop, reported.
  */
 export function findRealDocker(env: NodeJS.ProcessEnv, policyRealPath?: string, self: string = process.execPath): string {
@@ -23,8 +25,8 @@ export function findRealDocker(env: NodeJS.ProcessEnv, policyRealPath?: string, 
 /**
  * The pass-through path's lookup, which must not parse the policy on every
  * call: GPUGUARD_REAL_DOCKER, else the next docker on PATH. Undefined when
- * PATH has no other docker (a dpkg-diverted install): the caller then loads
- * the policy and asks {@link findRealDocker} with docker.realPath.
+ * PATH has no other docker and no `docker.real` beside the shim: the caller
+ * then loads the policy and asks {@link findRealDocker} with docker.realPath.
  */
 export function findRealDockerFast(env: NodeJS.ProcessEnv, self: string = process.execPath): string | undefined {
   if (env.GPUGUARD_REAL_DOCKER) return checkCandidate(env.GPUGUARD_REAL_DOCKER, 'GPUGUARD_REAL_DOCKER', self);
@@ -33,7 +35,8 @@ export function findRealDockerFast(env: NodeJS.ProcessEnv, self: string = proces
 
 /**
  * The real docker-compose (v1): GPUGUARD_REAL_COMPOSE, else the first
- * `docker-compose` on PATH that is not this binary.
+ * `docker-compose` on PATH that is not this binary (or the
+ * `docker-compose.real` beside the shim).
  */
 export function findRealCompose(env: NodeJS.ProcessEnv, self: string = process.execPath): string {
   if (env.GPUGUARD_REAL_COMPOSE) return checkCandidate(env.GPUGUARD_REAL_COMPOSE, 'GPUGUARD_REAL_COMPOSE', self, 'docker-compose');
@@ -61,6 +64,14 @@ function searchPath(env: NodeJS.ProcessEnv, self: string, name = 'docker'): stri
       continue;
     }
     if (safeRealpath(candidate) !== selfReal) return candidate;
+    // install.sh's layout: the shim in the real binary's place, the real one beside it as `<name>.real`.
+    const beside = `${candidate}.real`;
+    try {
+      accessSync(beside, constants.X_OK);
+    } catch {
+      continue;
+    }
+    if (safeRealpath(beside) !== selfReal) return beside;
   }
   return undefined;
 }

@@ -29,8 +29,8 @@ import { ruleEnvModifier } from './modifiers/env.ts';
 import { gpuEnvModifier } from './modifiers/gpu-env.ts';
 import { modifierList, type Change } from './modifiers/index.ts';
 import { mountsModifier, type MountHost } from './modifiers/mounts.ts';
-import { findRealRuntime, policyPathOf } from './real-runtime.ts';
-import { loadRuntimePolicy } from './policy-cache.ts';
+import { findRealRuntime } from './real-runtime.ts';
+import { loadPolicyCached, policyPathOf } from '../policy/cache.ts';
 import { rememberPolicyRealPath } from './real-runtime-cache.ts';
 import { reportRuntimeError } from './runc-log.ts';
 
@@ -140,7 +140,7 @@ export async function create(call: RuncCall, args: string[], env: NodeJS.Process
   let loaded: LoadedPolicy | undefined;
   let loadError: string | undefined;
   try {
-    loaded = await loadRuntimePolicy(env);
+    loaded = await loadPolicyCached(env);
   } catch (err) {
     loadError = errorLine(err);
   }

@@ -16,7 +16,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
-import { CACHE_DIR, fnv1a } from './real-runtime.ts';
+import { CACHE_DIR } from './real-runtime.ts';
+import { fnv1a } from '../policy/cache.ts';
 
 export function kernelSupportsRro(kernelRelease: string = release()): boolean {
   const m = /^(\d+)\.(\d+)/.exec(kernelRelease);

@@ -4,7 +4,8 @@
  * rename. Off the hot path: only `create` and a cache miss come here.
  */
 import { mkdirSync, readlinkSync, renameSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
-import { cacheEntryPath, CACHE_DIR, policyPathOf, type CacheEntry } from './real-runtime.ts';
+import { cacheEntryPath, CACHE_DIR, type CacheEntry } from './real-runtime.ts';
+import { policyPathOf } from '../policy/cache.ts';
 
 /** Record the policy's realPath for later hot-path calls. Best effort: an unwritable cache only costs speed. */
 export function rememberPolicyRealPath(policyPath: string, realPath: string | undefined, dir = CACHE_DIR): void {

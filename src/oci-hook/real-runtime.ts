@@ -18,6 +18,7 @@
  */
 import { RealBinaryError } from '../errors.ts';
 import { fileStamp, isExecutable, readLink, realpathOf } from './fastfs.ts';
+import { fnv1a, policyPathOf } from '../policy/cache.ts';
 
 export interface RealRuntimeSources {
   env: NodeJS.ProcessEnv;
@@ -25,6 +26,8 @@ export interface RealRuntimeSources {
   policyRealPath?: string | undefined;
   /** This binary, resolved (defaults to /proc/self/exe). */
   self?: string;
+  /** The path it was started as (defaults to process.argv0). */
+  argv0?: string;
 }
 
 export function selfPath(): string {
@@ -33,8 +36,13 @@ export function selfPath(): string {
 
 export function findRealRuntime(src: RealRuntimeSources): string {
   const self = src.self ?? selfPath();
+  // install.sh: one wrapper per dockerd runtime (…/runtimes/<name>/gpuguard-runc), Concourse's runc,
+  // each with its real runtime beside it as `<argv0>.real`.
+  const argv0 = src.argv0 ?? process.argv0;
+  const beside = argv0.includes('/') && realpathOf(`${argv0}.real`) ? `${argv0}.real` : undefined;
   const configured: [string, string | undefined][] = [
     ['GPUGUARD_REAL_RUNTIME', src.env.GPUGUARD_REAL_RUNTIME || undefined],
+    [`${argv0}.real`, beside],
     ['runtime.realPath in the policy', src.policyRealPath],
   ];
   for (const [from, path] of configured) {
@@ -84,22 +92,11 @@ export interface CacheEntry {
   realPath: string | null;
 }
 
-export function fnv1a(s: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h.toString(16).padStart(8, '0');
-}
 
 export function cacheEntryPath(policyPath: string, dir: string): string {
   return `${dir}/realpath-${fnv1a(policyPath)}`;
 }
 
-export function policyPathOf(env: NodeJS.ProcessEnv): string {
-  return env.GPUGUARD_POLICY || '/etc/gpuguard/policy.yaml';
-}
 
 /**
  * The policy's `runtime.realPath` for a pass-through call, without parsing

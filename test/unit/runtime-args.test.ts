@@ -122,7 +122,7 @@ test('real runtime: the pass-through reads the policy realPath from a cache keye
 
 test('create’s policy cache: validated JSON reused while the file is unchanged; a change or a writable entry means a fresh parse', async (t) => {
   if (process.getuid?.() !== 0) return t.skip('the cache is root’s only');
-  const { loadRuntimePolicy } = await import('../../src/oci-hook/policy-cache.ts');
+  const { loadPolicyCached: loadRuntimePolicy } = await import('../../src/policy/cache.ts');
   const dir = mkdtempSync(join(tmpdir(), 'gg-pc-'));
   try {
     const policy = join(dir, 'policy.yaml');

@@ -1,0 +1,583 @@
+/**
+ * `gpuguard install` / `gpuguard uninstall` (run by install.sh): puts the
+ * binary in place, makes it the first `docker` and `docker-compose`, wraps
+ * every runtime dockerd knows, optionally takes over Concourse's runc, writes
+ * a policy when there is none, and records every change in state.json so
+ * that uninstall can undo each one, byte for byte. Each step looks first and
+ * changes only what is not already so: a second install changes nothing.
+ */
+import { createHash } from 'node:crypto';
+import {
+  chmodSync, chownSync, closeSync, existsSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync,
+  readFileSync, readlinkSync, realpathSync, renameSync, rmdirSync, statSync, symlinkSync, unlinkSync, writeFileSync, writeSync,
+} from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { GpuguardError } from '../errors.ts';
+import { parsePolicy } from '../policy/load.ts';
+import { mergeDaemonConfig, parseDaemonJson, formatDaemonJson, unmergeDaemonConfig, wrapperPath } from './daemon-json.ts';
+import { divert, listDiversions, owningPackage, undivert } from './dpkg.ts';
+import { DEFAULTS, INSTALL_USAGE, parseInstallArgs, RUNTIME_NAME, type InstallOptions, type Loc } from './layout.ts';
+import { ensurePolicyKeys, examplePolicy } from './policy-file.ts';
+import { hostPath, readState, statePath, type Change, type InstallState } from './state.ts';
+import { reloadDockerd, verifyRuntime, waitForInfo } from './dockerd.ts';
+
+export const BACKUP_SUFFIX = '.pre-gpuguard';
+
+type Out = (line: string) => void;
+
+export async function runInstall(args: string[], out: Out = (l) => console.log(l)): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) return (console.log(INSTALL_USAGE), 0);
+  const opts = parseInstallArgs(args);
+  if (opts.uninstall) return uninstall(opts, out);
+  // A silent dry run first: every refusal comes before the first change, so nothing is left half-done.
+  if (!opts.dryRun) await new Installer({ ...opts, dryRun: true }, () => {}).install();
+  return new Installer(opts, out).install();
+}
+
+export async function runUninstall(args: string[], out: Out = (l) => console.log(l)): Promise<number> {
+  return uninstall(parseInstallArgs(['--uninstall', ...args]), out);
+}
+
+function requireRoot(opts: InstallOptions, verb: string): void {
+  if (opts.root === '/' && !opts.dryRun && process.getuid?.() !== 0) {
+    throw new GpuguardError(`${verb} changes /usr, /etc and dockerd: run it as root (sudo ./install.sh${verb === 'uninstall' ? ' --uninstall' : ''}), or see the plan with --dry-run`, 1);
+  }
+}
+
+function lexists(p: string): boolean {
+  try {
+    lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function readlinkOr(p: string): string | undefined {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+function sha256(p: string): string {
+  return createHash('sha256').update(readFileSync(p)).digest('hex');
+}
+
+function sha256Text(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** Write a file whole: temp file beside it, fsync, rename. */
+function writeAtomic(path: string, data: string | Buffer, mode: number, owner?: { uid: number; gid: number }): void {
+  const tmp = join(dirname(path), `.${basename(path)}.gpuguard-tmp`);
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    writeSync(fd, buf, 0, buf.length);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(tmp, mode);
+  if (owner) chownSync(tmp, owner.uid, owner.gid);
+  renameSync(tmp, path);
+}
+
+class Installer {
+  private state: InstallState;
+  private readonly fresh: boolean;
+  private changed = false;
+  /** Directories a dry run would have created (so each is reported once). */
+  private readonly planned = new Set<string>();
+  private daemonChanged = false;
+  private readonly shimTarget: string;
+
+  constructor(
+    private readonly opts: InstallOptions,
+    private readonly out: Out,
+  ) {
+    const prior = readState(opts.stateDir);
+    this.fresh = !prior;
+    this.state = prior ?? {
+      version: 1, root: opts.root, lib: opts.lib, binDirs: opts.binDirs, policy: opts.policy, daemonJson: opts.daemonJson,
+      eventsLog: opts.eventsLog, concourse: opts.concourse, dockerdPid: opts.dockerdPid, runtimes: {}, stateDirsCreated: [], changes: [],
+    };
+    this.state.explicit = this.explicitPaths();
+    this.shimTarget = `${opts.lib.view}/gpuguard`;
+  }
+
+  private act(what: string, fn: () => void): void {
+    this.changed = true;
+    if (this.opts.dryRun) {
+      this.out(`install: would ${what}`);
+      return;
+    }
+    fn();
+    this.out(`install: ${what}`);
+  }
+
+  private record(change: Change): void {
+    this.state.changes.push(change);
+  }
+
+  private explicitPaths(): string[] {
+    if (this.opts.root === '/') return [];
+    const o = this.opts;
+    return [o.lib, o.policy, o.daemonJson, o.eventsLog, o.stateDir, ...o.binDirs, ...(o.realRuntime ? [o.realRuntime] : [])].filter((l) => l.host === l.view).map((l) => l.view);
+  }
+
+  /** The host path of a view path: under --root unless it is one of the explicit locations. */
+  private host(view: string): string {
+    return hostPath({ root: this.opts.root, explicit: this.explicitPaths() }, view);
+  }
+
+  private isOurs(hostPath: string): boolean {
+    const target = readlinkOr(hostPath);
+    if (target === this.shimTarget) return true;
+    try {
+      return realpathSync(hostPath) === realpathSync(join(this.opts.lib.host, 'gpuguard'));
+    } catch {
+      return false;
+    }
+  }
+
+  private mkdirp(dir: string, mode = 0o755): void {
+    const missing: string[] = [];
+    for (let d = dir; !lexists(d) && !this.planned.has(d); d = dirname(d)) missing.unshift(d);
+    if (this.opts.dryRun) for (const d of missing) this.planned.add(d);
+    for (const d of missing) {
+      this.act(`create directory ${d}`, () => {
+        mkdirSync(d, { mode });
+        chmodSync(d, mode);
+        this.record({ kind: 'created', path: d, type: 'dir' });
+      });
+    }
+  }
+
+  private ensureSymlink(path: string, target: string): void {
+    const current = readlinkOr(path);
+    if (current === target) return;
+    if (lexists(path)) {
+      const ours = this.state.changes.some((c) => c.kind === 'created' && c.path === path);
+      if (!ours) throw new GpuguardError(`${path} exists and was not made by install.sh; move it away, then run install.sh again`);
+      this.act(`re-point ${path} → ${target} (was ${current ?? 'a file'})`, () => {
+        unlinkSync(path);
+        symlinkSync(target, path);
+      });
+      return;
+    }
+    this.mkdirp(dirname(path));
+    this.act(`link ${path} → ${target}`, () => {
+      symlinkSync(target, path);
+      this.record({ kind: 'created', path, type: 'symlink' });
+    });
+  }
+
+  /** Rewrite a file that existed before us, keeping the original (hard link) for uninstall. */
+  private replaceFile(path: string, text: string, what: 'daemon.json' | 'policy', describe: string): void {
+    const prior = this.state.changes.find((c): c is Extract<Change, { kind: 'replaced' }> => c.kind === 'replaced' && c.path === path);
+    const st = statSync(path);
+    const owner = { uid: st.uid, gid: st.gid };
+    if (prior) {
+      this.act(`${describe} (${path}; the original stays in ${prior.backup})`, () => {
+        writeAtomic(path, text, st.mode & 0o7777, owner);
+        prior.sha256 = sha256Text(text);
+        prior.unmerge = true;
+      });
+      return;
+    }
+    const backup = `${path}${BACKUP_SUFFIX}`;
+    if (lexists(backup)) throw new GpuguardError(`${backup} exists but state.json does not mention it (left from an earlier install?); compare it with ${path}, remove the one you do not want, then run install.sh again`);
+    this.act(`${describe} (${path}; original kept as ${backup})`, () => {
+      linkSync(path, backup);
+      writeAtomic(path, text, st.mode & 0o7777, owner);
+      this.record({ kind: 'replaced', path, backup, sha256: sha256Text(text), what });
+    });
+  }
+
+  private createFile(path: string, text: string | Buffer, mode: number, describe: string, keepIfEdited = false): void {
+    this.mkdirp(dirname(path));
+    this.act(`${describe} (${path})`, () => {
+      writeAtomic(path, text, mode);
+      this.record({ kind: 'created', path, type: 'file', ...(keepIfEdited ? { sha256: createHash('sha256').update(text).digest('hex') } : {}) });
+    });
+  }
+
+  async install(): Promise<number> {
+    requireRoot(this.opts, 'install');
+    if (!existsSync(this.opts.binary)) throw new GpuguardError(`${this.opts.binary}: the gpuguard binary to install does not exist; run npm run build (install.sh does)`);
+    this.installBinary();
+    const realDocker = this.takeOver('docker', true);
+    const realCompose = this.opts.compose ? this.takeOver('docker-compose', false) : undefined;
+    if (realDocker) this.state.realDocker = realDocker;
+    if (realCompose) this.state.realCompose = realCompose;
+    const cgroupDriver = this.wrapRuntimes(realDocker !== undefined);
+    const concourseReal = this.opts.concourse ? this.takeOverConcourse(this.opts.concourse) : undefined;
+    const realRuntime = this.state.runtimes[RUNTIME_NAME] ?? concourseReal;
+    const eventsLog = this.writePolicy(realDocker, realRuntime, cgroupDriver);
+    this.prepareEventLog(eventsLog);
+    if (!this.changed) {
+      this.out('install: nothing to change: gpuguard is installed as recorded in ' + statePath(this.opts.stateDir));
+      return 0;
+    }
+    if (!this.opts.dryRun) this.saveState();
+    if (this.daemonChanged) await this.reload();
+    if (this.opts.dryRun) this.out('install: dry run: nothing was changed');
+    else this.out(`install: done; check with: ${this.opts.lib.view}/gpuguard doctor`);
+    return 0;
+  }
+
+  private installBinary(): void {
+    const dest = join(this.opts.lib.host, 'gpuguard');
+    this.mkdirp(this.opts.lib.host);
+    if (!lexists(dest)) {
+      this.act(`install the binary ${this.opts.binary} as ${dest}`, () => {
+        writeAtomic(dest, readFileSync(this.opts.binary), 0o755);
+        this.record({ kind: 'created', path: dest, type: 'file' });
+      });
+    } else if (statSync(dest).size !== statSync(this.opts.binary).size || sha256(dest) !== sha256(this.opts.binary)) {
+      this.act(`upgrade ${dest} from ${this.opts.binary}`, () => writeAtomic(dest, readFileSync(this.opts.binary), 0o755));
+    }
+    this.ensureSymlink(join(this.opts.lib.host, 'gpuguard-runc'), this.shimTarget);
+    // The admin CLI on PATH: /usr/local/bin/gpuguard (or in the first --bin-dir).
+    const explicitBin = this.opts.binDirs[0] && this.opts.binDirs[0].host === this.opts.binDirs[0].view && this.opts.root !== '/';
+    const admin = join(explicitBin ? this.opts.binDirs[0]!.host : this.host('/usr/local/bin'), 'gpuguard');
+    if (lexists(admin) && !this.isOurs(admin)) this.out(`install: warning: ${admin} exists and is not gpuguard: left alone; the admin CLI is ${this.shimTarget}`);
+    else this.ensureSymlink(admin, this.shimTarget);
+  }
+
+  /**
+   * Make our binary `cmd` in every PATH directory that has one (so whatever
+   * the PATH order, the first `cmd` is ours). Returns the real one's view
+   * path (the first in PATH order), or undefined when none exists.
+   */
+  private takeOver(cmd: string, required: boolean): string | undefined {
+    let first: string | undefined;
+    const seen = new Set<string>();
+    for (const dir of this.opts.binDirs) {
+      let real: string;
+      try {
+        if (lstatSync(dir.host).isSymbolicLink()) continue; // /bin → usr/bin on merged-/usr systems
+        real = realpathSync(dir.host);
+      } catch {
+        continue;
+      }
+      if (seen.has(real)) continue;
+      seen.add(real);
+      const host = join(dir.host, cmd);
+      const view = join(dir.view, cmd);
+      const realHost = `${host}.real`;
+      const realView = `${view}.real`;
+      if (!lexists(host)) continue;
+      if (this.isOurs(host)) {
+        if (!lexists(realHost)) throw new GpuguardError(`${host} is gpuguard but ${realHost} (the real ${cmd}) is missing; reinstall the package that ships ${cmd} or put it back as ${realHost}`);
+        first ??= realView;
+        continue;
+      }
+      const foreign = listDiversions(this.opts.root).find((d) => d.from === view && d.package !== 'gpuguard');
+      if (foreign) throw new GpuguardError(`${view} is already diverted by ${foreign.package} to ${foreign.to}; gpuguard will not stack diversions: remove that one first`);
+      if (lexists(realHost)) throw new GpuguardError(`${realHost} exists already and ${host} is not gpuguard; another wrapper? Put the real ${cmd} back at ${host} and remove ${realHost}, then run install.sh again`);
+      const pkg = this.opts.root === '/' || dir.host !== dir.view ? owningPackage(this.opts.root, view) : undefined;
+      if (pkg) {
+        this.act(`divert ${view} (package ${pkg}) to ${realView} with dpkg-divert, so upgrades of ${pkg} keep gpuguard`, () => {
+          divert(this.opts.root, view, realView);
+          this.record({ kind: 'diverted', path: host, view, to: realHost, toView: realView, package: pkg });
+        });
+      } else {
+        this.act(`move the unpackaged ${host} aside to ${realHost}`, () => {
+          renameSync(host, realHost);
+          this.record({ kind: 'moved', path: host, to: realHost });
+        });
+      }
+      this.act(`link ${host} → ${this.shimTarget}`, () => {
+        symlinkSync(this.shimTarget, host);
+        this.record({ kind: 'created', path: host, type: 'symlink' });
+      });
+      first ??= realView;
+    }
+    if (!first && required && !this.opts.concourse) {
+      throw new GpuguardError(`no ${cmd} found in ${this.opts.binDirs.map((d) => d.host).join(', ')}; install the docker CLI (apt-get install docker.io) first`);
+    }
+    return first;
+  }
+
+  /** The real runc for the `gpuguard` runtime when dockerd's default was its built-in runc. */
+  private findRunc(): string | undefined {
+    if (this.opts.realRuntime) return this.opts.realRuntime.view;
+    for (const d of DEFAULTS.binDirs) {
+      const view = join(d, 'runc');
+      const host = this.host(view);
+      if (lexists(host) && !this.isOurs(host)) return view;
+    }
+    return undefined;
+  }
+
+  /** Merge daemon.json and lay out one wrapper (+ `.real` link) per runtime. Returns the cgroup driver it names. */
+  private wrapRuntimes(haveDocker: boolean): 'systemd' | 'cgroupfs' {
+    const file = this.opts.daemonJson.host;
+    const exists = lexists(file);
+    if (!haveDocker && !exists) return this.guessCgroupDriver({});
+    const text = exists ? readFileSync(file, 'utf8') : '';
+    const original = parseDaemonJson(text, file);
+    const realRunc = this.findRunc();
+    const libHost = this.opts.lib.host;
+    const alreadyReal = (name: string) => readlinkOr(join(libHost, 'runtimes', name, 'gpuguard-runc.real'));
+    const merged = mergeDaemonConfig(original, this.opts.lib.view, realRunc ?? '', alreadyReal);
+    if (!merged.wrapped[RUNTIME_NAME]) throw new GpuguardError('no runc found in /usr/local/sbin, /usr/local/bin, /usr/sbin, /usr/bin: install runc (apt-get install runc) or name the runtime with --real-runtime PATH');
+    for (const [name, real] of Object.entries(merged.wrapped)) {
+      const wrapper = wrapperPath(libHost, name);
+      this.ensureSymlink(wrapper, this.shimTarget);
+      this.ensureSymlink(`${wrapper}.real`, real);
+    }
+    if (this.fresh || this.state.hadRuntimes === undefined) {
+      this.state.hadRuntimes = original.runtimes !== undefined;
+      this.state.previousDefaultRuntime = merged.previousDefault;
+    }
+    this.state.runtimes = merged.wrapped;
+    const newText = formatDaemonJson(merged.config, text);
+    if (newText !== text) {
+      this.daemonChanged = true;
+      const names = Object.keys(merged.wrapped).filter((n) => n !== RUNTIME_NAME);
+      const describe = `register runtime "${RUNTIME_NAME}" as dockerd's default-runtime${names.length ? ` and route ${names.map((n) => `"${n}"`).join(', ')} through the wrapper` : ''}`;
+      if (exists) this.replaceFile(file, newText, 'daemon.json', describe);
+      else this.createFile(file, newText, 0o644, describe);
+    }
+    return this.guessCgroupDriver(merged.config);
+  }
+
+  private guessCgroupDriver(config: Record<string, unknown>): 'systemd' | 'cgroupfs' {
+    const execOpts = Array.isArray(config['exec-opts']) ? (config['exec-opts'] as unknown[]) : [];
+    for (const o of execOpts) {
+      const m = typeof o === 'string' ? /^native\.cgroupdriver=(systemd|cgroupfs)$/.exec(o) : null;
+      if (m) return m[1] as 'systemd' | 'cgroupfs';
+    }
+    // dockerd's own default: systemd on a cgroup v2 host booted with systemd, else cgroupfs.
+    const root = this.opts.root;
+    return existsSync(join(root, 'run/systemd/system')) && existsSync(join(root, 'sys/fs/cgroup/cgroup.controllers')) ? 'systemd' : 'cgroupfs';
+  }
+
+  /** seed 001's layout, done once: runc → runc.real, our binary as runc. Returns runc.real's view path. */
+  private takeOverConcourse(dir: Loc): string {
+    const runc = join(dir.host, 'runc');
+    const real = `${runc}.real`;
+    const realView = join(dir.view, 'runc.real');
+    if (!lexists(runc)) throw new GpuguardError(`${runc} does not exist: is Concourse installed in ${dir.view}? Name its bin directory: --concourse DIR`);
+    if (this.isOurs(runc)) {
+      if (!lexists(real)) throw new GpuguardError(`${runc} is gpuguard but ${real} is missing: put Concourse's runc back as ${real}`);
+      return realView;
+    }
+    if (lexists(real)) {
+      throw new GpuguardError(`${real} exists and ${runc} is not gpuguard (another wrapper, such as seed 001's runc-gpu-wrapper?): wrapping it would chain wrappers; restore the original (mv ${real} ${runc}) and run install.sh --concourse again`);
+    }
+    this.act(`move Concourse's ${runc} aside to ${real}`, () => {
+      renameSync(runc, real);
+      this.record({ kind: 'moved', path: runc, to: real });
+    });
+    this.act(`link ${runc} → ${this.shimTarget}`, () => {
+      symlinkSync(this.shimTarget, runc);
+      this.record({ kind: 'created', path: runc, type: 'symlink' });
+    });
+    return realView;
+  }
+
+  /** Write the example policy, or keep the existing one right. Returns the event log's view path. */
+  private writePolicy(realDocker: string | undefined, realRuntime: string | undefined, cgroupDriver: 'systemd' | 'cgroupfs'): string {
+    const file = this.opts.policy.host;
+    if (!lexists(file)) {
+      const text = examplePolicy({
+        realDocker: realDocker ?? '/usr/bin/docker', realRuntime: realRuntime ?? '/usr/sbin/runc', eventsLog: this.opts.eventsLog.view, cgroupDriver,
+        cpus: availableParallelism(),
+      });
+      this.createFile(file, text, 0o644, 'write the example policy', true);
+      return this.opts.eventsLog.view;
+    }
+    const text = readFileSync(file, 'utf8');
+    const isReal = (p: string) => {
+      const h = this.host(p);
+      return lexists(h) && !this.isOurs(h);
+    };
+    const edit = ensurePolicyKeys(text, realDocker, realRuntime, isReal);
+    if (!edit) {
+      this.out(`install: warning: ${file} is not a YAML mapping; left as it is: fix it (gpuguard policy check ${file}) and set docker.realPath: ${realDocker}`);
+      return this.opts.eventsLog.view;
+    }
+    if (edit.changed.length) this.replaceFile(file, edit.text, 'policy', `set ${edit.changed.join(', ')} in the policy`);
+    try {
+      return parsePolicy(edit.text, file).events.log;
+    } catch (err) {
+      this.out(`install: warning: ${(err as Error).message}`);
+      return this.opts.eventsLog.view;
+    }
+  }
+
+  /**
+   * The event log: a root-owned directory (0755) holding a root-owned file
+   * that everyone may append to but only root may read (0622). The shim runs
+   * as the calling user; the runtime wrapper runs as root.
+   */
+  private prepareEventLog(view: string): void {
+    const file = this.host(view);
+    this.mkdirp(dirname(file));
+    if (!lexists(file)) {
+      this.act(`create the event log ${file} (mode 0622: users append, root reads)`, () => {
+        writeFileSync(file, '', { mode: 0o622 });
+        chmodSync(file, 0o622);
+        this.record({ kind: 'created', path: file, type: 'file' });
+      });
+    }
+  }
+
+  private saveState(): void {
+    const file = statePath(this.opts.stateDir);
+    const created: string[] = [];
+    for (let d = dirname(file); !lexists(d); d = dirname(d)) created.unshift(d);
+    for (const d of created) mkdirSync(d, { mode: 0o755 });
+    if (this.fresh) this.state.stateDirsCreated = created;
+    writeAtomic(file, `${JSON.stringify(this.state, null, 2)}\n`, 0o644);
+  }
+
+  private async reload(): Promise<void> {
+    if (this.opts.dryRun) {
+      this.out('install: would reload dockerd and check that docker info lists the runtime');
+      return;
+    }
+    if (!this.opts.reload) return this.out('install: not reloading dockerd (--no-reload): run systemctl reload docker');
+    const how = reloadDockerd(this.opts.root, this.opts.dockerdPid);
+    this.out(`install: ${how.message}`);
+    if (!how.reloaded || !this.state.realDocker) return;
+    await verifyRuntime(this.host(this.state.realDocker), RUNTIME_NAME, true);
+    this.out(`install: docker info lists runtime "${RUNTIME_NAME}" as the default`);
+  }
+}
+
+async function uninstall(opts: InstallOptions, out: Out): Promise<number> {
+  requireRoot(opts, 'uninstall');
+  const state = readState(opts.stateDir);
+  if (!state) {
+    out(`uninstall: nothing to undo: no ${statePath(opts.stateDir)}`);
+    return 0;
+  }
+  const say = (what: string, fn: () => void) => {
+    if (opts.dryRun) return out(`uninstall: would ${what}`);
+    fn();
+    out(`uninstall: ${what}`);
+  };
+  let daemonChanged = false;
+  let problems = 0;
+  const busyDirs: string[] = [];
+  for (const change of [...state.changes].reverse()) {
+    switch (change.kind) {
+      case 'created':
+        if (!lexists(change.path)) break;
+        if (change.type === 'dir') {
+          try {
+            if (!opts.dryRun) rmdirSync(change.path);
+            out(`uninstall: ${opts.dryRun ? 'would remove' : 'removed'} directory ${change.path}`);
+          } catch {
+            busyDirs.push(change.path); // perhaps it holds state.json: tried again below
+          }
+        } else if (change.sha256 && sha256(change.path) !== change.sha256) {
+          out(`uninstall: kept ${change.path}: edited since install (remove it yourself if you no longer want it)`);
+        } else {
+          if (change.path === state.daemonJson.host) {
+            daemonChanged = true;
+            await revertLive(state, opts, out, change.path, undefined);
+          }
+          say(`remove ${change.path}`, () => unlinkSync(change.path));
+        }
+        break;
+      case 'replaced': {
+        if (change.what === 'daemon.json') daemonChanged = true;
+        if (!lexists(change.backup)) {
+          out(`uninstall: warning: the original ${change.backup} is gone; ${change.path} left as it is`);
+          problems++;
+          break;
+        }
+        const current = lexists(change.path) ? sha256(change.path) : undefined;
+        if (current === change.sha256 && !change.unmerge) {
+          if (change.what === 'daemon.json') await revertLive(state, opts, out, change.path, readFileSync(change.backup, 'utf8'));
+          say(`restore ${change.path} from ${change.backup}`, () => renameSync(change.backup, change.path));
+        } else if (change.what === 'daemon.json' && current !== undefined) {
+          const text = readFileSync(change.path, 'utf8');
+          const config = unmergeDaemonConfig(parseDaemonJson(text, change.path), state.lib.view, state.runtimes, state.previousDefaultRuntime, state.hadRuntimes ?? true);
+          await revertLive(state, opts, out, change.path, formatDaemonJson(config, text));
+          const st = statSync(change.path);
+          say(`take gpuguard out of ${change.path} (edited since install: other changes kept; the pre-install file stays as ${change.backup})`, () =>
+            writeAtomic(change.path, formatDaemonJson(config, text), st.mode & 0o7777, { uid: st.uid, gid: st.gid }));
+        } else {
+          out(`uninstall: ${change.path} was edited after install: kept; the file from before install is ${change.backup}`);
+        }
+        break;
+      }
+      case 'moved':
+        if (lexists(change.path) && readlinkOr(change.path) === undefined) {
+          out(`uninstall: warning: ${change.path} is a file again (not gpuguard); ${change.to} left as it is`);
+          problems++;
+          break;
+        }
+        say(`put ${change.to} back as ${change.path}`, () => {
+          if (lexists(change.path)) unlinkSync(change.path);
+          renameSync(change.to, change.path);
+        });
+        break;
+      case 'diverted':
+        say(`remove the diversion of ${change.view} (package ${change.package}); ${change.toView} goes back`, () => {
+          if (lexists(change.path) && readlinkOr(change.path) !== undefined) unlinkSync(change.path);
+          undivert(state.root, change.view, change.toView);
+        });
+        break;
+    }
+  }
+  say(`remove ${statePath(opts.stateDir)}`, () => {
+    unlinkSync(statePath(opts.stateDir));
+    for (const d of [...state.stateDirsCreated].reverse()) {
+      try {
+        rmdirSync(d);
+      } catch {
+        /* not empty: keep */
+      }
+    }
+    for (const d of busyDirs) {
+      try {
+        rmdirSync(d);
+        out(`uninstall: removed directory ${d}`);
+      } catch {
+        out(`uninstall: kept ${d}: not empty (files not made by install.sh)`);
+      }
+    }
+  });
+  if (daemonChanged) {
+    if (opts.dryRun) out('uninstall: would reload dockerd');
+    else if (!opts.reload) out('uninstall: not reloading dockerd (--no-reload): run systemctl reload docker');
+    else {
+      const how = reloadDockerd(state.root, state.dockerdPid);
+      out(`uninstall: ${how.message}`);
+    }
+  }
+  out(opts.dryRun ? 'uninstall: dry run: nothing was changed' : problems ? `uninstall: done, with ${problems} warning(s) above` : 'uninstall: done');
+  return problems ? 1 : 0;
+}
+
+/**
+ * dockerd applies on reload only the options a file names: a daemon.json
+ * without "default-runtime" or "runtimes" leaves the old values in force.
+ * So before the final file goes back, dockerd is reloaded once with both
+ * named (the final file's values, or runc and no runtimes) and watched
+ * until it no longer uses ours.
+ */
+async function revertLive(state: InstallState, opts: InstallOptions, out: Out, path: string, finalText: string | undefined): Promise<void> {
+  if (opts.dryRun || !opts.reload) return;
+  const final = finalText === undefined ? {} : parseDaemonJson(finalText, path);
+  if (final['default-runtime'] !== undefined && final.runtimes !== undefined) return;
+  const transition = { ...final, 'default-runtime': final['default-runtime'] ?? 'runc', runtimes: final.runtimes ?? {} };
+  const st = statSync(path);
+  writeAtomic(path, formatDaemonJson(transition, finalText ?? ''), st.mode & 0o7777, { uid: st.uid, gid: st.gid });
+  const how = reloadDockerd(state.root, state.dockerdPid);
+  if (!how.reloaded) return;
+  out(`uninstall: ${how.message}, naming default-runtime "${transition['default-runtime']}" (a reload keeps options the file leaves out)`);
+  if (!state.realDocker) return;
+  await waitForInfo(hostPath(state, state.realDocker), (info) => info.DefaultRuntime !== RUNTIME_NAME && !Object.keys(info.Runtimes ?? {}).includes(RUNTIME_NAME), `runtime "${RUNTIME_NAME}" gone`);
+}

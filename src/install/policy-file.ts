@@ -1,0 +1,100 @@
+/**
+ * The policy the installer writes when a host has none (commented, valid as
+ * written: `gpuguard policy check` passes), and the two keys it keeps right
+ * in a policy that exists: `docker.realPath` (where the real CLI went) and,
+ * when absent, `runtime.realPath`. Comments and layout of an existing file
+ * are kept (yaml's document model).
+ */
+import { parseDocument } from 'yaml';
+
+export interface ExampleFacts {
+  realDocker: string;
+  realRuntime: string;
+  eventsLog: string;
+  /** `systemd` or `cgroupfs`: picks the cgroup parent template. */
+  cgroupDriver: 'systemd' | 'cgroupfs';
+  /** CPUs of the host: dockerd refuses --cpus above it, so no limit may exceed it. */
+  cpus: number;
+}
+
+export function examplePolicy(f: ExampleFacts): string {
+  const perContainer = Math.min(8, f.cpus);
+  const perUser = Math.min(16, f.cpus);
+  const parent = f.cgroupDriver === 'systemd' ? 'gpuguard-{group}-{user}.slice' : '/gpuguard/{group}/{user}';
+  const other = f.cgroupDriver === 'systemd' ? '"/gpuguard/{group}/{user}" (cgroupfs daemons)' : '"gpuguard-{group}-{user}.slice" (systemd daemons)';
+  return `# gpuguard site policy, written by install.sh. Every key: docs/policy.md.
+# Check after editing:  gpuguard policy check ${'/etc/gpuguard/policy.yaml'}
+# See what a user gets: gpuguard policy show --user NAME
+version: 1
+# enforce: refuse what the policy forbids. audit: decide and log everything,
+# refuse nothing (start here on a busy host, read the event log, then switch).
+mode: enforce
+labelPrefix: ds01            # labels ds01.user, ds01.managed, ds01.gpu.uuid …
+# Admins may act on every container and set reserved labels. "@x": members of unix group x.
+admins: ["@sudo"]
+# Accounts (CI workers, monitoring) that act on every container without being admins.
+serviceUsers: []
+defaults: {group: users}     # the group of everyone named nowhere else
+groups:
+  users:
+    members: []
+    # Per container: injected where the user set none, refused above (cpus: at most this host's ${f.cpus}).
+    limits: {cpus: ${perContainer}, memory: 32g, pids: 4096, shmSize: 8g, containers: 5}
+    # All of one user's containers together (kernel-enforced on the user's parent cgroup).
+    aggregate: {cpus: ${perUser}, memory: 64g}
+    # GPU devices (a full GPU or a MIG slice) held at once; fullGpu: false = MIG slices only.
+    gpus: {max: 1, perContainer: 1, fullGpu: false, priority: 10}
+  # researchers:
+  #   members: ["@researchers"]
+  #   limits: {cpus: 32, memory: 128g}
+  #   gpus: {max: 2, fullGpu: true, priority: 50}
+users: {}                    # per-user overrides, e.g. carol: {group: researchers, gpus: {max: 4}}
+# Every user's containers go under this parent; this dockerd uses the ${f.cgroupDriver} cgroup driver.
+# The other form: ${other}.
+cgroup: {parent: "${parent}"}
+docker:
+  realPath: ${f.realDocker}   # the real docker CLI (install.sh moved it aside)
+  psFilter: own              # docker ps shows a user their own containers (all: everything)
+  remote: passthrough        # commands for another daemon (-H, DOCKER_HOST) pass untouched
+gpu: {inventory: nvidia-smi, holdAfterStop: 30m}
+runtime:
+  realPath: ${f.realRuntime}   # the OCI runtime the wrapper chains to
+  onPolicyError: open        # a broken policy: start containers unmodified and log (closed: refuse)
+  gpuEnv: sanitize           # no GPU grant → NVIDIA_VISIBLE_DEVICES=void
+  rules:
+    - name: datasets         # no match: every container
+      mounts: [{source: /srv/datasets, destination: /srv/datasets, readOnly: true, ifExists: true}]
+    - name: concourse-gpu    # Concourse workers (containerd namespace "concourse") see every GPU
+      match: {namespace: concourse}
+      env: {NVIDIA_VISIBLE_DEVICES: all, NVIDIA_DRIVER_CAPABILITIES: all}
+events: {log: ${f.eventsLog}}
+`;
+}
+
+export interface PolicyEdit {
+  text: string;
+  changed: string[];
+}
+
+/**
+ * Set docker.realPath to `realDocker` (unless it already names a path for
+ * which `isReal` holds) and runtime.realPath when absent. Returns undefined
+ * when the text is not a YAML mapping (the caller warns and leaves it).
+ */
+export function ensurePolicyKeys(text: string, realDocker: string | undefined, realRuntime: string | undefined, isReal: (path: string) => boolean): PolicyEdit | undefined {
+  const doc = parseDocument(text);
+  if (doc.errors.length) return undefined;
+  const js = doc.toJS() as unknown;
+  if (typeof js !== 'object' || js === null || Array.isArray(js)) return undefined;
+  const changed: string[] = [];
+  const current = doc.getIn(['docker', 'realPath']);
+  if (realDocker && (typeof current !== 'string' || !isReal(current))) {
+    doc.setIn(['docker', 'realPath'], realDocker);
+    changed.push(`docker.realPath: ${realDocker}`);
+  }
+  if (realRuntime && doc.getIn(['runtime', 'realPath']) === undefined) {
+    doc.setIn(['runtime', 'realPath'], realRuntime);
+    changed.push(`runtime.realPath: ${realRuntime}`);
+  }
+  return { text: changed.length ? doc.toString() : text, changed };
+}

@@ -4,7 +4,7 @@
  * command line: `docker [global opts] start|container start [flags] C…`.
  */
 import { errorLine, PolicyDenied } from '../errors.ts';
-import { loadPolicy } from '../policy/load.ts';
+import { loadPolicyCached } from '../policy/cache.ts';
 import { checkStart } from './index.ts';
 import { envForSocket } from './plan.ts';
 
@@ -34,7 +34,7 @@ export async function guardStart(argv: readonly string[], from: number, env: Nod
   const refs = startTargets(argv, from);
   if (!refs.length) return;
   try {
-    const { policy } = loadPolicy(env);
+    const { policy } = await loadPolicyCached(env);
     await checkStart({ refs, policy, env: envForSocket(env, socket) });
   } catch (err) {
     // Only a decision refuses a start; a broken policy or an unreachable daemon must not block

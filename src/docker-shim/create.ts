@@ -41,7 +41,7 @@ export async function prepareCreate(
   cmd: { kind: CreateKind; flagsFrom: number },
   target: LocalTarget,
   env: NodeJS.ProcessEnv,
-  opts: { gpu?: (scan: RunScan, policy: Policy, user: EffectiveUser) => Promise<GpuPlan | undefined>; now?: Date } = {},
+  opts: { gpu?: (scan: RunScan, policy: Policy, user: EffectiveUser) => Promise<GpuPlan | undefined>; now?: Date; dryRun?: boolean } = {},
 ): Promise<Prepared> {
   const scan = scanRunCreate(args, cmd.kind, cmd.flagsFrom, globals);
   if (scan.error) return { kind: 'pass', why: `docker rejects this line itself (${scan.error})`, scan };
@@ -57,7 +57,14 @@ export async function prepareCreate(
   }
   if (!target.local && policy.docker.remote !== 'enforce') return { kind: 'pass', why: `another daemon (${target.why}); docker.remote is passthrough`, scan, policy };
   const real = findRealDocker(env, policy.docker.realPath);
+  // GPU requests: src/gpu starts its locked Docker read before the user lookup and decides after it,
+  // alongside the container count (dryRun for explain: decide only, no lock, no reservation).
+  const gpuStart = opts.gpu
+    ? undefined
+    : (await import('../gpu/plan.ts')).startGpuPlan(scan.flags, policy, env, { realDocker: real, ...(target.socket ? { socket: target.socket } : {}), ...(opts.dryRun ? { dryRun: true } : {}) });
   const user = resolveUser(policy, currentIdentity(env));
+  const gpuPlan = opts.gpu ? opts.gpu(scan, policy, user) : gpuStart!.finish(user);
+  gpuPlan.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
 
   const labelFiles: Record<string, string> = {};
   for (const path of values(scan, 'label-file')) {
@@ -78,7 +85,7 @@ export async function prepareCreate(
       countError = (err as Error).message;
     }
   }
-  const gpu = opts.gpu ? await opts.gpu(scan, policy, user) : undefined;
+  const gpu = await gpuPlan;
   const rewrite = rewriteCreate(args, scan, policy, user, {
     now: opts.now ?? new Date(),
     labelFiles,

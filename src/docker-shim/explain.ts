@@ -40,7 +40,7 @@ export async function run(args: string[]): Promise<number> {
   }
   const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));
   const { prepareCreate } = await import('./create.ts');
-  const p = await prepareCreate(rest, globals, cmd, target, env);
+  const p = await prepareCreate(rest, globals, cmd, target, env, { dryRun: true });
   if (p.kind === 'pass') return out({ argv: ['docker', ...rest], passthrough: p.why }, [shellJoin(['docker', ...rest]), `  pass   ${p.why}`]);
   const r = p.rewrite!;
   const argv = ['docker', ...r.argv];

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { findRealDockerFast } from '../docker/real.ts';
 import { isGuarded } from '../ownership/commands.ts';
 import { execve } from '../sys/exec.ts';
-import { createCommand, scanGlobals, targetsLocalDaemon, type GlobalScan } from './globals.ts';
+import { createCommand, resolveCommand, scanGlobals, targetsLocalDaemon, type GlobalScan } from './globals.ts';
 
 export async function main(args: string[]): Promise<number> {
   const env = process.env;
@@ -21,12 +21,20 @@ export async function main(args: string[]): Promise<number> {
     const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));
     return (await import('./compose.ts')).composeFromDocker(args, globals, target, env);
   }
-  if (!cmd && isGuarded(args, globals)) {
-    // stop/exec/rm/logs/… and ps: the ownership guard decides (src/ownership/guard.ts).
-    const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));
-    return passThrough(await (await import('../ownership/guard.ts')).guardShimCommand(args, globals, target, env), env);
+  if (!cmd) {
+    let argv = args;
+    const target = () => targetsLocalDaemon(globals, env, () => currentContext(globals, env));
+    // stop/exec/rm/logs/… and ps: the ownership guard decides (src/ownership/guard.ts); it
+    // refuses before anything happens, and rewrites only `docker ps`/`docker stats` lists.
+    if (isGuarded(args, globals)) argv = await (await import('../ownership/guard.ts')).guardShimCommand(args, globals, target(), env);
+    // `docker start`: a stopped container's GPU may have vanished or been taken (src/gpu decides).
+    const verb = resolveCommand(argv, globals);
+    if (verb?.verb === 'start' && (verb.group === undefined || verb.group === 'container')) {
+      const t = target();
+      if (t.local) await (await import('../gpu/start.ts')).guardStart(argv, verb.argsFrom, env, t.socket);
+    }
+    return passThrough(argv, env);
   }
-  if (!cmd) return passThrough(args, env);
   const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));
   return (await import('./create.ts')).runCreate(args, globals, cmd, target, env);
 }

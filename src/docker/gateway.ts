@@ -266,6 +266,86 @@ export async function countContainersWithLabel(realDocker: string, globalArgs: s
 }
 
 /**
+ * The Engine API socket the docker CLI would talk to: DOCKER_HOST when it is
+ * `unix://…`, else /var/run/docker.sock; undefined when the CLI would go
+ * elsewhere (tcp, ssh, a named context): callers then use the CLI.
+ */
+export function engineSocket(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.DOCKER_CONTEXT && env.DOCKER_CONTEXT !== 'default') return undefined;
+  const host = env.DOCKER_HOST;
+  if (!host) return '/var/run/docker.sock';
+  if (host.startsWith('unix://')) return host.slice('unix://'.length);
+  return undefined;
+}
+
+
+/** GET on the Engine API over a unix socket: Bun's fetch where it runs (fast), node:http under Node. */
+export async function engineGet(socket: string, path: string): Promise<{ status: number; body: string }> {
+  try {
+    if (typeof Bun !== 'undefined') {
+      const r = await fetch(`http://docker${path}`, { unix: socket } as RequestInit);
+      return { status: r.status, body: await r.text() };
+    }
+    const http = await import('node:http');
+    return await new Promise((resolve, reject) => {
+      const req = http.request({ socketPath: socket, path, method: 'GET', headers: { Host: 'docker' } }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  } catch (err) {
+    throw new DockerError(`cannot reach the Docker daemon at ${socket}: ${(err as Error).message}; is dockerd running and are you in the docker group?`, 1, { cause: err });
+  }
+}
+
+/** One row of `GET /containers/json?all=1`: enough to decide which containers to inspect. */
+export const ContainerSummary = z.looseObject({
+  Id: z.string(),
+  Names: z.array(z.string()).nullable().optional(),
+  State: z.string().optional(),
+  Labels: z.record(z.string(), z.string()).nullable().optional(),
+  Created: z.number().optional(),
+});
+export type ContainerSummary = z.infer<typeof ContainerSummary>;
+
+export async function listContainersAPI(socket: string): Promise<ContainerSummary[]> {
+  const r = await engineGet(socket, '/containers/json?all=1');
+  if (r.status !== 200) throw new DockerError(`docker API /containers/json answered ${r.status}: ${r.body.trim()}`);
+  // Checked by hand, not with zod: this runs on every GPU request and zod's first parse costs 2–3 ms (measured).
+  const data: unknown = JSON.parse(r.body);
+  const bad = (why: string) => new DockerError(`docker API /containers/json returned an unexpected shape: ${why}`);
+  if (!Array.isArray(data)) throw bad('not a list');
+  for (const [i, c] of data.entries()) {
+    if (!c || typeof c !== 'object' || typeof (c as { Id?: unknown }).Id !== 'string') throw bad(`entry ${i} has no Id`);
+    const { Names, State, Labels, Created } = c as Record<string, unknown>;
+    if (Names != null && !(Array.isArray(Names) && Names.every((n) => typeof n === 'string'))) throw bad(`entry ${i}: Names`);
+    if (State !== undefined && typeof State !== 'string') throw bad(`entry ${i}: State`);
+    if (Labels != null && (typeof Labels !== 'object' || Array.isArray(Labels) || Object.values(Labels).some((v) => typeof v !== 'string'))) throw bad(`entry ${i}: Labels`);
+    if (Created !== undefined && typeof Created !== 'number') throw bad(`entry ${i}: Created`);
+  }
+  return data as ContainerSummary[];
+}
+
+/** Inspect by id over the API; a container removed meanwhile (404) is left out. */
+export async function inspectContainersAPI(socket: string, ids: string[]): Promise<ContainerDetails[]> {
+  const out = await Promise.all(
+    ids.map(async (id) => {
+      const r = await engineGet(socket, `/containers/${encodeURIComponent(id)}/json`);
+      if (r.status === 404) return undefined;
+      if (r.status !== 200) throw new DockerError(`docker API inspect ${id} answered ${r.status}: ${r.body.trim()}`);
+      const parsed = ContainerDetails.safeParse(JSON.parse(r.body));
+      if (!parsed.success) throw new DockerError(`docker API inspect ${id} returned an unexpected shape: ${parsed.error.issues[0]?.message}`);
+      return parsed.data;
+    }),
+  );
+  return out.filter((c): c is ContainerDetails => c !== undefined);
+}
+
+/**
  * The same count straight from the Engine API on a local unix socket
  * (GET /containers/json?all=1&filters=…): no docker CLI process, which is
  * most of what a count costs. Undefined when the socket cannot be asked

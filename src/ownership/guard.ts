@@ -150,7 +150,16 @@ export async function guardShimCommand(args: readonly string[], g: ShimGlobals, 
   (await import('zod')).config({ jitless: true });
   if (what.kind === 'containers' && target.local && (await ownsAll(targetsOf(what.spec, rest), g, target.socket, env))) return [...args];
   // Root keeps a validated copy of the policy (policy/cache.ts): no YAML, no zod on a hit.
-  const { policy } = await (await import('../policy/cache.ts')).loadPolicyCached(env);
+  let policy: import('../policy/schema.ts').Policy;
+  try {
+    policy = (await (await import('../policy/cache.ts')).loadPolicyCached(env)).policy;
+  } catch (err) {
+    // A broken policy does not block docker (as for the GPU start check): skipped, said once.
+    const { PolicyError } = await import('../errors.ts');
+    if (!(err instanceof PolicyError)) throw err;
+    process.stderr.write(`gpuguard: warning: ownership check skipped: ${err.message}\n`);
+    return [...args];
+  }
   if (!target.local && policy.docker.remote !== 'enforce') return [...args];
   const { findRealDocker, DaemonUnreachable } = await import('../docker/gateway.ts');
   const r = await guard({

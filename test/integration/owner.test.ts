@@ -42,6 +42,7 @@ before(async () => {
   const policy = `${readFileSync(lab, 'utf8')}docker: {realPath: ${d.realDocker}}\nevents: {log: ${dir}/events/events.jsonl}\n`;
   writeFileSync(join(dir, 'policy.yaml'), policy);
   writeFileSync(join(dir, 'audit.yaml'), `${policy}mode: audit\n`);
+  writeFileSync(join(dir, 'broken.yaml'), 'version: 1\ngroups: [\n');
 });
 
 after(async () => {
@@ -244,6 +245,10 @@ test('isolation: bob cannot touch alice\'s container, the admin can, docker ps s
   const audit = await shim('bob', ['logs', 'a1'], 'audit.yaml');
   assert.equal(audit.code, 0, audit.stderr);
   assert.match(audit.stderr, /warning \(audit mode\): container "a1" belongs to alice/);
+  // A broken policy does not block docker (as for the GPU start check): skipped, with a warning.
+  const broken = await shim('bob', ['logs', 'a1'], 'broken.yaml');
+  assert.equal(broken.code, 0, broken.stderr);
+  assert.match(broken.stderr, /^gpuguard: warning: ownership check skipped: .*broken\.yaml:3:1: invalid YAML/);
   const auditPs = await shim('bob', ['ps', '--format', '{{.Names}}'], 'audit.yaml');
   assert.ok(names(auditPs.stdout).includes('a1'), 'audit mode lists everything, as docker does');
 

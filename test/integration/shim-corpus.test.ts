@@ -7,7 +7,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BINARY, FIXTURES, IS_ROOT, ensureTestUsers, missing, runAs, startDockerd, type PrivateDockerd } from '../harness/index.ts';
 import { scanDockerArgv, type RunScan } from '../../src/docker-shim/argv.ts';
@@ -17,6 +17,7 @@ const corpus = readFileSync(join(FIXTURES, 'docker-run/corpus.txt'), 'utf8')
   .split('\n')
   .filter((l) => l.trim() && !l.startsWith('#'));
 
+const INVENTORY = ['GPU-4a2d7e4c-1f1c-4c6a-9bd3-3f4a1c2b5d6e', 'GPU-2f304152-6374-4859-abfc-e1f20314253f', 'GPU-30415263-7485-496a-bc0d-f20314253640', 'GPU-41526374-8596-4a7b-cd1e-031425364751'];
 const LIMITS = { cpus: 2, memory: 64 * 1024 ** 3, pids: 100000, shm: 8 * 1024 ** 3 };
 let d: PrivateDockerd | undefined;
 let dir: string;
@@ -36,7 +37,18 @@ before(async () => {
     join(dir, 'policy.yaml'),
     `version: 1\nlabelPrefix: ds01\ndefaults: {group: students}\ngroups:\n  students:\n    limits: {cpus: 2, memory: 64g, pids: 100000, shmSize: 8g, containers: 1000}\ncgroup: {parent: "/ds01/{group}/{user}"}\nevents: {log: ${dir}/events.jsonl}\n`,
   );
-  env = { ...d.clientEnv, GPUGUARD_REAL_DOCKER: d.realDocker, GPUGUARD_POLICY: join(dir, 'policy.yaml'), HOME: dir };
+  // GPU lines are allocated (src/gpu) from this inventory: 4 whole GPUs, GPU 0 the UUID a corpus line names.
+  writeFileSync(join(dir, 'nvidia-smi-L.txt'), INVENTORY.map((u, i) => `GPU ${i}: NVIDIA A100 80GB PCIe (UUID: ${u})\n`).join(''), { mode: 0o644 });
+  mkdirSync(join(dir, 'run'), { mode: 0o1777 });
+  chmodSync(join(dir, 'run'), 0o1777);
+  env = {
+    ...d.clientEnv,
+    GPUGUARD_REAL_DOCKER: d.realDocker,
+    GPUGUARD_POLICY: join(dir, 'policy.yaml'),
+    GPUGUARD_NVIDIA_SMI: join(dir, 'nvidia-smi-L.txt'),
+    GPUGUARD_RUN_DIR: join(dir, 'run'),
+    HOME: dir,
+  };
   const r = await d.docker(['create', '--name', 'gg-corpus-data', '-v', '/data', 'bb']);
   assert.equal(r.code, 0, r.stderr);
 });
@@ -136,6 +148,16 @@ for (const [n, line] of corpus.entries()) {
     expect('Memory', LIMITS.memory, 'memory');
     expect('PidsLimit', LIMITS.pids, 'pids-limit');
     expect('ShmSize', LIMITS.shm, 'shm-size');
+    // GPU requests become explicit devices of the inventory (src/gpu), and an NVIDIA_VISIBLE_DEVICES the user set is set to them.
+    const granted = (viaShim.HostConfig.DeviceRequests ?? []).flatMap((r: Doc) => r.DeviceIDs ?? []);
+    if (granted.length) {
+      for (const id of granted) assert.ok(INVENTORY.includes(id), `GPU ${id} granted`);
+      viaShim.HostConfig.DeviceRequests = direct.HostConfig.DeviceRequests;
+      const askedEnv = (direct.Config.Env ?? []).find((e: string) => e.startsWith('NVIDIA_VISIBLE_DEVICES='));
+      if (Array.isArray(viaShim.Config.Env)) {
+        viaShim.Config.Env = viaShim.Config.Env.map((e: string) => (e === `NVIDIA_VISIBLE_DEVICES=${granted.join(',')}` ? askedEnv : e)).filter(Boolean);
+      }
+    }
     if (viaShim.Config.Labels && !Object.keys(viaShim.Config.Labels).length && direct.Config.Labels && !Object.keys(direct.Config.Labels).length) {
       viaShim.Config.Labels = direct.Config.Labels;
     }

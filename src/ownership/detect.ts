@@ -65,12 +65,16 @@ export function detectOwner(c: ContainerDetails, prefix: string, facts: OwnerFac
   for (const [key, method] of [[`${prefix}.user`, 'label'], [AIME_USER_LABEL, 'aime_label']] as const) {
     const value = labels[key];
     if (value === undefined || value === '') continue;
+    const uidLabel = method === 'label' ? labels[`${prefix}.uid`] : undefined;
+    const uid = uidLabel !== undefined && /^\d+$/.test(uidLabel) ? Number(uidLabel) : undefined;
     if (facts.imageLabels(c.Image)?.[key] === value) {
+      // Equal to the image's: inherited, unless the labels were demonstrably set
+      // at create (the shim's <p>.created_at, not the image's, at the container's
+      // creation time), as when alice's own Dockerfile says LABEL <p>.user=alice.
+      if (method === 'label' && setAtCreate(c, prefix, facts)) return found(value, uid, method, `label ${key}=${value}, set at create (${prefix}.created_at)`);
       rejected.push(`label ${key}=${value} comes from the image ${shortImage(c)}, so it proves nothing`);
       continue;
     }
-    const uidLabel = method === 'label' ? labels[`${prefix}.uid`] : undefined;
-    const uid = uidLabel !== undefined && /^\d+$/.test(uidLabel) ? Number(uidLabel) : undefined;
     return found(value, uid, method, `label ${key}=${value}`);
   }
 
@@ -117,6 +121,15 @@ export function detectOwner(c: ContainerDetails, prefix: string, facts: OwnerFac
   }
 
   return { user: undefined, uid: undefined, method: 'none', evidence: 'no evidence of an owner', rejected };
+}
+
+/** `<p>.created_at` differs from the image's and is within a minute of the container's creation. */
+function setAtCreate(c: ContainerDetails, prefix: string, facts: OwnerFacts): boolean {
+  const key = `${prefix}.created_at`;
+  const stamp = c.Config.Labels?.[key];
+  if (!stamp || facts.imageLabels(c.Image)?.[key] === stamp) return false;
+  const [labelled, created] = [Date.parse(stamp), Date.parse(c.Created)];
+  return Number.isFinite(labelled) && Number.isFinite(created) && Math.abs(created - labelled) <= 60_000;
 }
 
 /** Host paths bind-mounted into the container (`-v /a:/b`, `--mount type=bind`). */

@@ -274,3 +274,21 @@ test('a container with no known owner: only an admin may act on it', async (t) =
   assert.equal(r.stderr, 'gpuguard: container "orphan" has no known owner (method: none); only an admin may rm it\n');
   assert.equal((await shim('dsadmin', ['rm', 'orphan'])).code, 0);
 });
+
+test('alice\'s own image says LABEL ds01.user=alice: her container made through the shim is still hers', async (t) => {
+  if (missing(t, { root: true }) || !d) return;
+  await raw(['create', '--name', 'selfish-src', 'bb', 'true']);
+  await raw(['commit', '--change', 'LABEL ds01.user=alice', 'selfish-src', 'bb-selfish']);
+  await raw(['rm', 'selfish-src']);
+  const c = await shim('alice', ['create', '--name', 'selfish', 'bb-selfish', 'true']);
+  assert.equal(c.code, 0, c.stderr);
+  const who = JSON.parse((await gg(['who', '--json', 'selfish'])).stdout);
+  assert.deepEqual([who.owner, who.method], ['alice', 'label']);
+  assert.match(who.evidence, /set at create/);
+  assert.equal((await shim('bob', ['rm', 'selfish'])).code, 1);
+  assert.equal((await shim('alice', ['rm', 'selfish'])).code, 0);
+  // Made with the raw CLI from the same image: inherited, nobody's.
+  await raw(['create', '--name', 'inherited', 'bb-selfish', 'true']);
+  const inh = JSON.parse((await gg(['who', '--json', 'inherited'])).stdout);
+  assert.deepEqual([inh.owner, inh.method], ['unknown', 'none']);
+});

@@ -18,6 +18,7 @@ const FILES: Record<string, number> = {
 const IMAGES: Record<string, Record<string, string>> = {
   'sha256:plain': {},
   'sha256:labelled': { 'ds01.user': 'mallory', 'aime.mlc.USER': 'mallory', 'ds01.interface': 'docker' },
+  'sha256:selfish': { 'ds01.user': 'alice', 'ds01.created_at': '2025-01-01T00:00:00Z' },
 };
 const facts: OwnerFacts = {
   imageLabels: (id) => IMAGES[id],
@@ -29,11 +30,11 @@ const facts: OwnerFacts = {
   ownerUid: (path) => FILES[path],
 };
 
-function container(o: { name?: string; image?: string; labels?: Record<string, string>; binds?: string[]; mounts?: { Type: string; Source: string }[]; deviceRequests?: unknown[] } = {}): ContainerDetails {
+function container(o: { name?: string; created?: string; image?: string; labels?: Record<string, string>; binds?: string[]; mounts?: { Type: string; Source: string }[]; deviceRequests?: unknown[] } = {}): ContainerDetails {
   return ContainerDetails.parse({
     Id: 'f'.repeat(64),
     Name: `/${o.name ?? 'c1'}`,
-    Created: '2026-11-23T18:00:00Z',
+    Created: o.created ?? '2026-11-23T18:00:00Z',
     Image: o.image ?? 'sha256:plain',
     State: { Status: 'running', Running: true },
     Config: { Image: 'bb', Labels: o.labels ?? {} },
@@ -93,6 +94,18 @@ test('a label the image carries is no evidence; a different value set on the con
   assert.deepEqual(detect(container({ image: 'sha256:labelled', labels: { 'ds01.user': 'mallory' }, mounts: [{ Type: 'bind', Source: '/home/bob/data' }] })), ['bob', 'mount_path']);
   // The prefix is the policy's.
   assert.deepEqual(detectOwner(container({ labels: { 'lab.user': 'bob', 'ds01.user': 'alice' } }), 'lab', facts).user, 'bob');
+});
+
+test('a label equal to the image\'s counts when it was set at create (<p>.created_at at the container\'s creation)', () => {
+  // alice's Dockerfile says LABEL ds01.user=alice; the shim labels her container again at create.
+  const viaShim = container({ image: 'sha256:selfish', created: '2026-11-23T18:00:01.734Z', labels: { 'ds01.user': 'alice', 'ds01.created_at': '2026-11-23T18:00:00Z' } });
+  assert.deepEqual(detect(viaShim), ['alice', 'label']);
+  assert.match(detectOwner(viaShim, 'ds01', facts).evidence, /set at create/);
+  // Inherited created_at, or none, or one far from the container's creation: no evidence.
+  for (const stamp of ['2025-01-01T00:00:00Z', undefined, '2026-11-23T17:00:00Z', 'yesterday']) {
+    const labels: Record<string, string> = { 'ds01.user': 'alice', ...(stamp ? { 'ds01.created_at': stamp } : {}) };
+    assert.deepEqual(detect(container({ image: 'sha256:selfish', labels })), ['unknown', 'none'], String(stamp));
+  }
 });
 
 test('home paths are validated by the real owner of the path', () => {

@@ -19,8 +19,10 @@ export const CREATING_COMMANDS = new Set(['up', 'run', 'create', 'scale']);
 
 export interface ComposeArgv {
   dialect: ComposeDialect;
-  /** Global options before the subcommand, as given, minus the -f/--file ones. */
+  /** Global options before the subcommand, as given, minus -f/--file, -p/--project-name and --project-directory. */
   globals: string[];
+  /** -p/--project-name and --project-directory as given (re-added by the rewrite, or replaced by explicit ones). */
+  projectArgs: string[];
   /** -f/--file values in order ([] when the user named none). */
   files: string[];
   projectName?: string;
@@ -37,7 +39,7 @@ export interface ComposeArgv {
 
 export function scanComposeArgv(args: string[], dialect: ComposeDialect): ComposeArgv {
   const values = VALUE_OPTIONS[dialect];
-  const out: ComposeArgv = { dialect, globals: [], files: [], hosts: [], rest: [] };
+  const out: ComposeArgv = { dialect, globals: [], projectArgs: [], files: [], hosts: [], rest: [] };
   let i = 0;
   for (; i < args.length; i++) {
     const arg = args[i]!;
@@ -72,11 +74,13 @@ export function scanComposeArgv(args: string[], dialect: ComposeDialect): Compos
       case '-p':
       case '--project-name':
         out.projectName = value;
-        break;
+        out.projectArgs.push(...(inline ? [arg] : [name, value!]));
+        continue;
       case '--project-directory':
       case '--workdir':
         out.projectDirectory = value;
-        break;
+        out.projectArgs.push(...(inline ? [arg] : [name, value!]));
+        continue;
       case '--env-file':
         out.envFile = value;
         break;

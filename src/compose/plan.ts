@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { GpuguardError } from '../errors.ts';
+import { GpuguardError, PolicyDenied } from '../errors.ts';
 import { dockerCLI, findRealDocker } from '../docker/gateway.ts';
 import { applyMode, decideCreate, overallDecision, type CreateRequest, type Decision } from '../policy/decide.ts';
 import type { EffectiveUser } from '../policy/effective.ts';
@@ -14,10 +14,14 @@ import { labelKeys, type Interface } from '../policy/labels.ts';
 import type { Policy } from '../policy/schema.ts';
 import type { ComposeArgv } from './argv.ts';
 import { projectNameOf, selectComposeFiles } from './files.ts';
-import { fileSetting, overrideDocument, servicesOf, type ServiceAnswer, type ServiceAsk } from './service.ts';
+import { applyAnswers, asksForGpu, fileSetting, gpuRequestOf, overrideDocument, servicesOf, type ServiceAnswer, type ServiceAsk } from './service.ts';
+import { describeRequest, type GpuRequest } from '../gpu/request.ts';
 
 export interface ComposePlan {
   project: string;
+  projectDir: string;
+  /** The document is the whole merged configuration (GPU projects), used alone instead of the user's files plus an override. */
+  merged: boolean;
   files: string[];
   overrideText: string;
   decision: 'allow' | 'rewrite' | 'deny' | 'warn';
@@ -46,11 +50,20 @@ const COMPOSE_WORDS: [RegExp, string][] = [
 ];
 const composeWords = (s: string) => COMPOSE_WORDS.reduce((acc, [re, w]) => acc.replace(re, w), s);
 
-export async function planCompose(scan: ComposeArgv, exec: { real: string; prefix: string[] }, policy: Policy, user: EffectiveUser, env: NodeJS.ProcessEnv, now = new Date()): Promise<ComposePlan> {
+export interface PlanOptions {
+  now?: Date;
+  /** Decide only: no GPU reservation (gpuguard explain). */
+  dryRun?: boolean;
+  /** Where gpuguard wrote this project's document last time: GPU services keep their devices. */
+  previousFile?: (project: string) => string;
+}
+
+export async function planCompose(scan: ComposeArgv, exec: { real: string; prefix: string[] }, policy: Policy, user: EffectiveUser, env: NodeJS.ProcessEnv, opts: PlanOptions = {}): Promise<ComposePlan> {
+  const now = opts.now ?? new Date();
   const sel = selectComposeFiles({ dialect: scan.dialect, cwd: process.cwd(), files: scan.files, projectDirectory: scan.projectDirectory, envFile: scan.envFile, env });
   const project = projectNameOf(sel, scan.projectName, env);
   const fileFlags = sel.files.flatMap((f) => ['-f', f]);
-  const config = await dockerCLI(exec.real, [...exec.prefix, ...fileFlags, ...scan.globals, 'config'], env);
+  const config = await dockerCLI(exec.real, [...exec.prefix, ...fileFlags, ...scan.projectArgs, ...scan.globals, 'config'], env);
   if (config.code !== 0) {
     throw new ComposeConfigError(`compose could not read the project (${sel.files.join(', ')}): ${config.stderr.trim().split('\n').at(-1) ?? `exit ${config.code}`}`, config.code || 1);
   }
@@ -79,6 +92,9 @@ export async function planCompose(scan: ComposeArgv, exec: { real: string; prefi
   const warnings: string[] = [];
   let refusal: ComposePlan['refusal'];
   const all: Decision[] = [];
+  const refuse = (file: string, service: string, reason: string, rule: string) => {
+    refusal ??= { message: `${file}: service ${service}: ${composeWords(reason)}`, rule };
+  };
   services.forEach((ask, i) => {
     const where = (key: string) => fileSetting(userDocs, ask.service, key) ?? sel.files[0]!;
     const req = createRequestOf(ask, where, runLabels);
@@ -91,17 +107,58 @@ export async function planCompose(scan: ComposeArgv, exec: { real: string; prefi
     for (const d of decisions) {
       reasons.push(`${ask.service}: ${d.verdict} ${d.rule}: ${composeWords(d.reason)}`);
       if (d.verdict === 'warn') warnings.push(`service ${ask.service}: ${composeWords(d.reason)}`);
-      if (d.verdict === 'deny' && !refusal) {
-        const file = d.rule === 'labels.reserved' ? where('labels') : d.rule === 'cgroup.parent' ? where('cgroup_parent') : where(ruleKey(d.rule));
-        refusal = { message: `${file}: service ${ask.service}: ${composeWords(d.reason)}`, rule: d.rule };
-      }
+      if (d.verdict === 'deny') refuse(d.rule === 'labels.reserved' ? where('labels') : d.rule === 'cgroup.parent' ? where('cgroup_parent') : where(ruleKey(d.rule)), ask.service, d.reason, d.rule);
     }
     answers.push(answerOf(ask.service, decisions));
   });
-  const doc = overrideDocument(answers, typeof mainVersion === 'string' || typeof mainVersion === 'number' ? String(mainVersion) : undefined);
-  const overrideText = `# Written by gpuguard for compose project ${project} (${user.user}); rewritten on every up/run/create.\n${stringifyYaml(doc, { defaultStringType: 'QUOTE_DOUBLE', defaultKeyType: 'PLAIN' })}`;
+
+  // GPUs: after every other decision, so a refused project reserves nothing.
+  const gpuServices = services.filter((ask) => asksForGpu(ask) && gpuRequestOf(ask).kind !== 'none');
+  if (!refusal && gpuServices.length) {
+    const { grantGpus } = await import('../gpu/index.ts');
+    const k = labelKeys(policy.labelPrefix);
+    // The project's own containers are recreated or reused by compose: their devices are not someone else's.
+    const except = (c: { labels: Record<string, string> }) => c.labels['com.docker.compose.project'] === project && c.labels[k.user] === user.user;
+    const previous = opts.previousFile ? parseLenient(opts.previousFile(project)) : undefined;
+    const realDocker = findRealDocker(env, policy.docker.realPath);
+    for (const ask of gpuServices) {
+      const request = gpuRequestOf(ask);
+      const before = previousDevices(previous, ask.service);
+      const grant = async (r: GpuRequest) => grantGpus({ request: r, policy, user, env, realDocker, except, ...(opts.dryRun ? { dryRun: true } : {}) });
+      let granted: Awaited<ReturnType<typeof grant>>;
+      try {
+        // Same devices as last time where the request still fits them: compose then has nothing to recreate.
+        const sameAsBefore = before.length && request.kind !== 'devices' && (request.kind === 'all' || before.length === request.count);
+        granted = sameAsBefore ? await grant({ ...request, kind: 'devices', devices: before }).catch(() => grant(request)) : await grant(request);
+      } catch (err) {
+        if (!(err instanceof PolicyDenied)) throw err;
+        const verdict = policy.mode === 'audit' ? 'warn' : 'deny';
+        reasons.push(`${ask.service}: ${verdict} ${err.rule}: ${err.message}`);
+        all.push({ rule: err.rule, verdict, reason: err.message });
+        if (verdict === 'deny') refuse(gpuAskFile(userDocs, sel.files, ask.service), ask.service, err.message, err.rule);
+        else warnings.push(`service ${ask.service}: audit mode, not refused: ${err.message}`);
+        continue;
+      }
+      if (!granted) continue;
+      const answer = answers.find((a) => a.service === ask.service)!;
+      answer.gpu = { deviceIds: granted.devices.map((d) => d.uuid), capabilities: request.capabilities ?? [] };
+      answer.labels.push(...granted.labels);
+      const decision: Decision = { rule: 'gpus', verdict: 'add', reason: `${describeRequest(request)} (${request.sources.join(', ')}): ${granted.devices.map((d) => `${d.slot} ${d.uuid}`).join(', ')}` };
+      all.push(decision);
+      reasons.push(`${ask.service}: add gpus: ${decision.reason}`);
+    }
+  }
+
+  const withGpu = answers.some((a) => a.gpu);
+  const doc = withGpu ? applyAnswers(merged, answers) : overrideDocument(answers, typeof mainVersion === 'string' || typeof mainVersion === 'number' ? String(mainVersion) : undefined);
+  const header = withGpu
+    ? `# Written by gpuguard for compose project ${project} (${user.user}): the project's merged configuration with the policy applied\n# (GPU device reservations can only be replaced, not overridden); rewritten on every up/run/create.\n`
+    : `# Written by gpuguard for compose project ${project} (${user.user}); rewritten on every up/run/create.\n`;
+  const overrideText = `${header}${stringifyYaml(doc, { defaultStringType: 'QUOTE_DOUBLE', defaultKeyType: 'PLAIN' })}`;
   return {
     project,
+    projectDir: sel.projectDir,
+    merged: withGpu,
     files: sel.files,
     overrideText,
     decision: overallDecision(all),
@@ -112,6 +169,18 @@ export async function planCompose(scan: ComposeArgv, exec: { real: string; prefi
     user: user.user,
     uid: user.uid,
   };
+}
+
+/** The file that sets a GPU ask of a service: its device reservation, runtime or environment. */
+function gpuAskFile(userDocs: { path: string; doc: unknown }[], files: string[], service: string): string {
+  return fileSetting(userDocs, service, 'deploy') ?? fileSetting(userDocs, service, 'runtime') ?? fileSetting(userDocs, service, 'environment') ?? files[0]!;
+}
+
+/** device_ids of a service's NVIDIA reservation in the document gpuguard wrote last time. */
+function previousDevices(doc: unknown, service: string): string[] {
+  const s = (doc as { services?: Record<string, { deploy?: { resources?: { reservations?: { devices?: { driver?: string; device_ids?: unknown }[] } } } }> } | undefined)?.services?.[service];
+  const d = s?.deploy?.resources?.reservations?.devices?.find((x) => x?.driver === 'nvidia');
+  return Array.isArray(d?.device_ids) ? d.device_ids.map(String) : [];
 }
 
 function parseLenient(path: string): unknown {

@@ -5,6 +5,7 @@
  * compose's own), and the user's files only to name the file in a refusal.
  */
 import { parseSize } from '../policy/units.ts';
+import { parseVisibleDevices, type GpuRequest } from '../gpu/request.ts';
 
 /** The per-container settings a service asks for, in the shim's terms. */
 export interface ServiceAsk {
@@ -114,7 +115,7 @@ export interface ServiceAnswer {
   gpu?: { deviceIds: string[]; capabilities: string[] };
 }
 
-/** The override document: only what the policy adds, per service. */
+/** The override document: only what the policy adds, per service (projects without GPU services; see applyAnswers). */
 export function overrideDocument(answers: ServiceAnswer[], version: string | undefined): Obj {
   const services: Obj = {};
   for (const a of answers) {
@@ -124,10 +125,60 @@ export function overrideDocument(answers: ServiceAnswer[], version: string | und
     if (a.inject.memory !== undefined) s.mem_limit = a.inject.memory;
     if (a.inject.pids !== undefined) s.pids_limit = a.inject.pids;
     if (a.inject.shmSize !== undefined) s.shm_size = a.inject.shmSize;
-    if (a.gpu) {
-      s.deploy = { resources: { reservations: { devices: [{ driver: 'nvidia', device_ids: a.gpu.deviceIds, capabilities: a.gpu.capabilities }] } } };
-    }
     services[a.service] = s;
   }
   return version === undefined ? { services } : { version, services };
+}
+
+/**
+ * A service's GPU ask as one request for the allocator, in the same terms
+ * as `docker run --gpus` (pure). Compose's device reservation: `count: all`
+ * or no count and no ids means every device (compose's own default);
+ * `device_ids` are explicit devices. `runtime: nvidia` or the environment
+ * alone: NVIDIA_VISIBLE_DEVICES decides, as the NVIDIA runtime reads it.
+ */
+export function gpuRequestOf(ask: ServiceAsk): GpuRequest {
+  const source = (what: string) => `service ${ask.service}: ${what}`;
+  const device = ask.gpu.devices.find((d) => d.driver === 'nvidia' || d.capabilities.includes('gpu'));
+  const capabilities = device?.capabilities.length ? { capabilities: device.capabilities } : {};
+  if (device?.deviceIds?.length) return { kind: 'devices', devices: device.deviceIds, ...capabilities, sources: [source('deploy.resources.reservations.devices.device_ids')] };
+  if (device && typeof device.count === 'number') {
+    if (device.count <= 0) return { kind: 'none', sources: [source('count 0')] };
+    return { kind: 'count', count: device.count, ...capabilities, sources: [source(`deploy.resources.reservations.devices.count ${device.count}`)] };
+  }
+  if (device) return { kind: 'all', ...capabilities, sources: [source('deploy.resources.reservations.devices')] };
+  const visible = ask.gpu.visibleDevices;
+  if (visible !== undefined) return parseVisibleDevices(visible, source(`NVIDIA_VISIBLE_DEVICES=${visible}`));
+  if (ask.gpu.runtime === 'nvidia') return { kind: 'all', sources: [source('runtime nvidia')] };
+  return { kind: 'none', sources: [] };
+}
+
+/**
+ * The merged configuration with the policy's answers applied in place: for
+ * projects with GPU services, whose device reservations an override file
+ * could only add to (compose appends lists), never replace.
+ */
+export function applyAnswers(merged: unknown, answers: ServiceAnswer[]): Obj {
+  const doc = structuredClone(isObj(merged) ? merged : {}) as Obj;
+  const services = isObj(doc.services) ? doc.services : (doc.services = {});
+  for (const a of answers) {
+    const s = (isObj(services[a.service]) ? services[a.service] : (services[a.service] = {})) as Obj;
+    s.labels = { ...keyValues(s.labels), ...Object.fromEntries(a.labels) };
+    if (a.cgroupParent) s.cgroup_parent = a.cgroupParent;
+    if (a.inject.cpus !== undefined) s.cpus = a.inject.cpus;
+    if (a.inject.memory !== undefined) s.mem_limit = a.inject.memory;
+    if (a.inject.pids !== undefined) s.pids_limit = a.inject.pids;
+    if (a.inject.shmSize !== undefined) s.shm_size = a.inject.shmSize;
+    if (!a.gpu) continue;
+    const deploy = (isObj(s.deploy) ? s.deploy : (s.deploy = {})) as Obj;
+    const resources = (isObj(deploy.resources) ? deploy.resources : (deploy.resources = {})) as Obj;
+    const reservations = (isObj(resources.reservations) ? resources.reservations : (resources.reservations = {})) as Obj;
+    const others = (Array.isArray(reservations.devices) ? reservations.devices : []).filter(
+      (d) => !(isObj(d) && (d.driver === 'nvidia' || (Array.isArray(d.capabilities) && d.capabilities.includes('gpu')))),
+    );
+    reservations.devices = [...others, { driver: 'nvidia', device_ids: a.gpu.deviceIds, capabilities: a.gpu.capabilities.length ? a.gpu.capabilities : ['gpu'] }];
+    const env = keyValues(s.environment);
+    if ('NVIDIA_VISIBLE_DEVICES' in env) s.environment = { ...env, NVIDIA_VISIBLE_DEVICES: a.gpu.deviceIds.join(',') };
+  }
+  return doc;
 }

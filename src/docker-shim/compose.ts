@@ -64,28 +64,38 @@ export async function prepareCompose(scan: ComposeArgv, exec: ComposeExec, targe
   const { policy } = await loadPolicyCached(env);
   if (!target.local && policy.docker.remote !== 'enforce') return { kind: 'pass', why: `another daemon (${target.why}); docker.remote is passthrough`, exec };
   const user = resolveUser(policy, currentIdentity(env));
-  const plan = await planCompose(scan, exec, policy, user, env);
-  const overridePath = join(overrideDir(process.getuid?.() ?? user.uid, env), `${plan.project}.override.yml`);
-  const argv = [...exec.prefix, ...plan.files.flatMap((f) => ['-f', f]), '-f', overridePath, ...scan.globals, scan.command!, ...scan.rest];
-  const override = reuseUnchanged(overridePath, plan.overrideText, labelKeys(policy.labelPrefix).createdAt);
+  const dir = overrideDir(process.getuid?.() ?? user.uid, env);
+  const fileOf = (project: string) => join(dir, `${project}.override.yml`);
+  const plan = await planCompose(scan, exec, policy, user, env, {
+    ...(opts.write === false ? { dryRun: true } : {}),
+    previousFile: fileOf,
+  });
+  const overridePath = fileOf(plan.project);
+  const k = labelKeys(policy.labelPrefix);
+  const override = reuseUnchanged(overridePath, plan.overrideText, [k.createdAt, k.gpuAllocatedAt]);
+  // A GPU project's document is the whole merged configuration: it replaces the user's files (same project name and directory).
+  const selection = plan.merged
+    ? ['-p', plan.project, '--project-directory', plan.projectDir, '-f', overridePath]
+    : [...plan.files.flatMap((f) => ['-f', f]), '-f', overridePath, ...scan.projectArgs];
+  const argv = [...exec.prefix, ...selection, ...scan.globals, scan.command!, ...scan.rest];
   if (opts.write !== false && !plan.refusal && override.changed) writeAtomically(overridePath, override.text);
   return { kind: 'rewrite', exec, argv, overridePath, overrideText: override.text, plan };
 }
 
 /**
  * Compose recreates a container whenever its configuration hash changes, and
- * the override's created_at label would change it on every `up`. So an
- * override that differs from the one on disk only in created_at is not
- * rewritten: the labels keep the time of the first `up`.
+ * the created_at (and gpu.allocated_at) labels would change it on every
+ * `up`. So a document that differs from the one on disk only in those is
+ * not rewritten: the labels keep the time of the first `up`.
  */
-function reuseUnchanged(path: string, fresh: string, createdAtKey: string): { text: string; changed: boolean } {
+function reuseUnchanged(path: string, fresh: string, timeKeys: string[]): { text: string; changed: boolean } {
   let old: string;
   try {
     old = readFileSync(path, 'utf8');
   } catch {
     return { text: fresh, changed: true };
   }
-  const strip = (t: string) => t.split('\n').filter((l) => !l.trimStart().startsWith(`${createdAtKey}:`)).join('\n');
+  const strip = (t: string) => t.split('\n').filter((l) => !timeKeys.some((key) => l.trimStart().startsWith(`${key}:`))).join('\n');
   return strip(old) === strip(fresh) ? { text: old, changed: false } : { text: fresh, changed: true };
 }
 

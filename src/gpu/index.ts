@@ -56,6 +56,8 @@ export interface GrantOptions {
   prefetched?: Promise<Prefetched>;
   /** Where the one-line waiting status goes (default: stderr when it is a TTY). */
   status?: (line: string | undefined) => void;
+  /** Containers whose devices do not count (compose: the project's own service containers, which it recreates or reuses). */
+  except?: (c: ContainerGpus) => boolean;
 }
 
 /** Reservations → holdings (pure). */
@@ -126,15 +128,15 @@ function readState(o: { dir: string; policy: Policy; env: NodeJS.ProcessEnv; rea
   return { reservations, containers };
 }
 
-async function holdingsOf(state: LockedState, o: { inventory: Inventory; policy: Policy; exceptId?: string }): Promise<Holding[]> {
+async function holdingsOf(state: LockedState, o: { inventory: Inventory; policy: Policy; exceptId?: string; except?: (c: ContainerGpus) => boolean }): Promise<Holding[]> {
   const containers = await state.containers;
   return [
-    ...holdingsFromContainers(containers, o.inventory, { labelPrefix: o.policy.labelPrefix, holdAfterStopMs: durationMs(o.policy.gpu.holdAfterStop), now: new Date(), ...(o.exceptId ? { exceptId: o.exceptId } : {}) }),
+    ...holdingsFromContainers(containers, o.inventory, { labelPrefix: o.policy.labelPrefix, holdAfterStopMs: durationMs(o.policy.gpu.holdAfterStop), now: new Date(), ...(o.exceptId ? { exceptId: o.exceptId } : {}), ...(o.except ? { except: o.except } : {}) }),
     ...holdingsFromReservations(state.reservations),
   ];
 }
 
-async function currentHoldings(o: { dir: string; inventory: Inventory; policy: Policy; env: NodeJS.ProcessEnv; realDocker?: string; exceptId?: string; cache?: boolean }): Promise<Holding[]> {
+async function currentHoldings(o: { dir: string; inventory: Inventory; policy: Policy; env: NodeJS.ProcessEnv; realDocker?: string; exceptId?: string; except?: (c: ContainerGpus) => boolean; cache?: boolean }): Promise<Holding[]> {
   return holdingsOf(readState(o), o);
 }
 
@@ -198,7 +200,7 @@ export async function grantGpus(o: GrantOptions): Promise<GpuGrant | undefined> 
     new PolicyDenied(`${a.message}${waitedMs ? ` (waited ${Math.round(waitedMs / 1000)}s, gpu.wait)` : ''}`, `gpus.${a.rule}`);
 
   if (o.dryRun) {
-    const holdings = await currentHoldings({ dir, inventory, policy, env, ...(o.realDocker ? { realDocker: o.realDocker } : {}) });
+    const holdings = await currentHoldings({ dir, inventory, policy, env, ...(o.realDocker ? { realDocker: o.realDocker } : {}), ...(o.except ? { except: o.except } : {}) });
     const a = allocate(request, inventory, holdings, requester);
     if (!a.ok) throw refuse(a);
     return finish(a.devices);
@@ -228,7 +230,7 @@ export async function grantGpus(o: GrantOptions): Promise<GpuGrant | undefined> 
       let position = 0;
       const decideLocked = async (state: LockedState) => {
         const tickets = waitMs > 0 ? readWaitTickets(dir) : [];
-        const holdings = await holdingsOf(state, { inventory, policy });
+        const holdings = await holdingsOf(state, { inventory, policy, ...(o.except ? { except: o.except } : {}) });
         const ahead = tickets.filter((t) => t.path !== ticket && isAhead({ priority: priorityOf(t.record), arrival: t.record.arrival }, { priority, arrival }));
         position = ahead.length;
         const aheadDemand = request.kind === 'devices' ? 0 : ahead.reduce((s, t) => s + t.record.need, 0);

@@ -85,15 +85,15 @@ export function holdUntil(c: Pick<ContainerGpus, 'state' | 'finishedAt'>, holdAf
   return new Date(finished + holdAfterStopMs);
 }
 
-/** Containers → holdings (pure). `exceptId` leaves one container out (for `docker start` checks). */
+/** Containers → holdings (pure). `exceptId` leaves one container out (for `docker start` checks), `except` any it matches (compose: the project's own, which it recreates or reuses). */
 export function holdingsFromContainers(
   containers: readonly ContainerGpus[],
   inventory: Inventory,
-  opts: { labelPrefix: string; holdAfterStopMs: number; now: Date; exceptId?: string },
+  opts: { labelPrefix: string; holdAfterStopMs: number; now: Date; exceptId?: string; except?: (c: ContainerGpus) => boolean },
 ): Holding[] {
   const out: Holding[] = [];
   for (const c of containers) {
-    if (!c.ids.length || c.id === opts.exceptId) continue;
+    if (!c.ids.length || c.id === opts.exceptId || opts.except?.(c)) continue;
     const until = holdUntil(c, opts.holdAfterStopMs);
     if (until === null || (until && until <= opts.now)) continue;
     const uid = c.labels[`${opts.labelPrefix}.uid`];

@@ -219,6 +219,7 @@ class Installer {
     const realRuntime = this.state.runtimes[RUNTIME_NAME] ?? concourseReal;
     const eventsLog = this.writePolicy(realDocker, realRuntime, cgroupDriver);
     this.prepareEventLog(eventsLog);
+    this.prepareRunDirs();
     if (!this.changed) {
       this.out('install: nothing to change: gpuguard is installed as recorded in ' + statePath(this.opts.stateDir));
       return 0;
@@ -428,6 +429,19 @@ class Installer {
         this.record({ kind: 'created', path: file, type: 'file' });
       });
     }
+  }
+
+  /**
+   * /run is a tmpfs: the GPU reservation directory (1777, sticky: every user
+   * adds, nobody removes another's) and the policy cache (0755, root's) are
+   * made now and, through systemd-tmpfiles, at every boot. Without systemd
+   * the runtime wrapper and ensureRunDir make them on first use as root.
+   */
+  private prepareRunDirs(): void {
+    const conf = join(this.opts.root, 'etc/tmpfiles.d/gpuguard.conf');
+    const text = `# gpuguard's directories in /run (a tmpfs), made at boot by systemd-tmpfiles.\nd /run/gpuguard 1777 root root -\nd /run/gpuguard-policy 0755 root root -\n`;
+    if (!lexists(conf)) this.createFile(conf, text, 0o644, 'write the boot-time rule for /run/gpuguard (GPU reservations) and /run/gpuguard-policy');
+    this.mkdirp(join(this.opts.root, 'run/gpuguard'), 0o1777);
   }
 
   private saveState(): void {

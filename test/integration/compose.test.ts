@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BINARY, FIXTURES, IS_ROOT, ROOT, ensureTestUsers, missing, run, runAs, startDockerd, which, type PrivateDockerd } from '../harness/index.ts';
+import { BINARY, FIXTURES, IS_ROOT, ROOT, ensureTestUsers, fakeNvidiaSmi, missing, run, runAs, startDockerd, which, type PrivateDockerd } from '../harness/index.ts';
 import { selectComposeFiles } from '../../src/compose/files.ts';
 
 const DEVCONTAINER = join(ROOT, 'node_modules/.bin/devcontainer');
@@ -30,7 +30,12 @@ before(async () => {
   writeFileSync(policy, `${readFileSync(join(FIXTURES, 'policies/lab.yaml'), 'utf8')}events: {log: ${events}}\n`);
   cpSync(join(FIXTURES, 'compose'), join(work, 'projects'), { recursive: true });
   chmodSync(join(work, 'projects'), 0o777);
+  const runDir = join(work, 'run');
+  mkdirSync(runDir);
+  chmodSync(runDir, 0o1777);
   env = {
+    GPUGUARD_NVIDIA_SMI: fakeNvidiaSmi(work, 'a100-7x1g'),
+    GPUGUARD_RUN_DIR: runDir,
     PATH: `${bin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`,
     HOME: '/home/alice',
     DOCKER_HOST: d.host,
@@ -162,6 +167,44 @@ describe('docker-compose v1 through the shim', () => {
     const up = await compose(['up', '-d'], cwd);
     assert.equal(up.code, 125);
     assert.match(up.stderr, /^gpuguard: .*reserved\/docker-compose\.yml: service sneaky: label ds01\.user .* is reserved: .* remove it from the compose file\n$/);
+    assert.deepEqual(await names(), []);
+  });
+});
+
+describe('GPU services in compose', () => {
+  test('a device reservation gets one MIG slice of the quota, labelled; up again keeps it; down frees it', async (t) => {
+    if (missing(t, needs)) return;
+    const cwd = project('gpu');
+    const up = await compose(['up', '-d'], cwd);
+    assert.equal(up.code, 0, up.stderr);
+    const train = await inspect('gpu_train_1');
+    const requests = train.HostConfig.DeviceRequests;
+    assert.equal(requests.length, 1, JSON.stringify(requests));
+    assert.equal(requests[0].Driver, 'nvidia');
+    assert.equal(requests[0].DeviceIDs.length, 1);
+    assert.match(requests[0].DeviceIDs[0], /^MIG-/);
+    assert.equal(train.Config.Labels['ds01.gpu.uuid'], requests[0].DeviceIDs[0]);
+    assert.match(train.Config.Labels['ds01.gpu.allocated'], /^0\.\d$/);
+    assert.equal(train.Config.Labels['ds01.interface'], 'compose');
+    const notebook = await inspect('gpu_notebook_1');
+    assert.equal(notebook.HostConfig.DeviceRequests, null, 'a service without a GPU ask gets none');
+    assert.equal(notebook.Config.Labels['ds01.user'], 'alice');
+    const again = await compose(['up', '-d'], cwd);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /gpu_train_1 is up-to-date/);
+    assert.equal((await inspect('gpu_train_1')).Id, train.Id, 'the same device again: nothing recreated');
+    const gpus = JSON.parse((await asAlice(BINARY, ['gpus', '--json'], cwd)).stdout);
+    const held = (Array.isArray(gpus) ? gpus : gpus.devices ?? gpus.rows).filter((r: { uuid: string }) => r.uuid === requests[0].DeviceIDs[0]);
+    assert.equal(held.length, 1);
+    assert.equal((await compose(['down'], cwd)).code, 0);
+  });
+
+  test('a service asking for more GPUs than the quota is refused before anything exists', async (t) => {
+    if (missing(t, needs)) return;
+    const cwd = project('gpu-overquota');
+    const up = await compose(['up', '-d'], cwd);
+    assert.equal(up.code, 125, up.stderr);
+    assert.match(up.stderr, /^gpuguard: .*gpu-overquota\/docker-compose\.yml: service big: .*\n$/);
     assert.deepEqual(await names(), []);
   });
 });

@@ -77,6 +77,9 @@ describe('install.sh --root on a Debian tree with docker.io, docker-compose and 
     assert.equal(check.code, 0, check.stderr);
     assert.equal(lstatSync(join(root, 'var/log/gpuguard/events.jsonl')).mode & 0o7777, 0o622);
     assert.equal(lstatSync(join(root, 'var/log/gpuguard')).mode & 0o7777, 0o755);
+    // GPU reservations need a shared sticky directory in /run, now and after a reboot.
+    assert.equal(lstatSync(join(root, 'run/gpuguard')).mode & 0o7777, 0o1777);
+    assert.match(readFileSync(join(root, 'etc/tmpfiles.d/gpuguard.conf'), 'utf8'), /^d \/run\/gpuguard 1777 root root -$/m);
 
     const installed = snapshot(root);
     const again = await install(root);

@@ -6,7 +6,8 @@ import { selectComposeFiles, projectNameOf, parseDotenv } from '../../src/compos
 test('v1 globals: files pulled out, everything else kept in order', () => {
   const a = scanComposeArgv(['-f', 'a.yml', '--file=b.yml', '-p', 'proj', '--verbose', '--env-file', 'x.env', 'up', '-d', '--build'], 'v1');
   assert.deepEqual(a.files, ['a.yml', 'b.yml']);
-  assert.deepEqual(a.globals, ['-p', 'proj', '--verbose', '--env-file', 'x.env']);
+  assert.deepEqual(a.globals, ['--verbose', '--env-file', 'x.env']);
+  assert.deepEqual(a.projectArgs, ['-p', 'proj']);
   assert.equal(a.projectName, 'proj');
   assert.equal(a.envFile, 'x.env');
   assert.equal(a.command, 'up');

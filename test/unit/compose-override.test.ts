@@ -52,7 +52,7 @@ test('the file that sets a key: the last one, as compose merges', () => {
 });
 
 test('the override carries only the additions, and the main file\'s version', () => {
-  const doc = overrideDocument([{ service: 'web', labels: [['ds01.user', 'alice']], cgroupParent: '/ds01/s/alice', inject: { cpus: 2, memory: '256m' }, gpu: { deviceIds: ['MIG-x'], capabilities: ['gpu'] } }], '3.8');
+  const doc = overrideDocument([{ service: 'web', labels: [['ds01.user', 'alice']], cgroupParent: '/ds01/s/alice', inject: { cpus: 2, memory: '256m' } }], '3.8');
   assert.deepEqual(doc, {
     version: '3.8',
     services: {
@@ -61,7 +61,6 @@ test('the override carries only the additions, and the main file\'s version', ()
         cgroup_parent: '/ds01/s/alice',
         cpus: 2,
         mem_limit: '256m',
-        deploy: { resources: { reservations: { devices: [{ driver: 'nvidia', device_ids: ['MIG-x'], capabilities: ['gpu'] }] } } },
       },
     },
   });
@@ -101,4 +100,44 @@ test('docker compose (v2): globals before compose kept, --profile/--env-file kep
     process.chdir(cwd);
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('GPU asks as one request, like docker run --gpus', async () => {
+  const { gpuRequestOf } = await import('../../src/compose/service.ts');
+  const req = (service: Record<string, unknown>) => {
+    const { kind, count, devices, capabilities } = gpuRequestOf(servicesOf({ services: { s: service } })[0]!);
+    return { kind, count, devices, capabilities };
+  };
+  const dev = (d: Record<string, unknown>) => ({ deploy: { resources: { reservations: { devices: [d] } } } });
+  assert.deepEqual(req(dev({ driver: 'nvidia', count: 2, capabilities: ['gpu'] })), { kind: 'count', count: 2, devices: undefined, capabilities: ['gpu'] });
+  assert.deepEqual(req(dev({ driver: 'nvidia', count: 'all', capabilities: ['gpu'] })), { kind: 'all', count: undefined, devices: undefined, capabilities: ['gpu'] });
+  assert.deepEqual(req(dev({ capabilities: ['gpu'] })), { kind: 'all', count: undefined, devices: undefined, capabilities: ['gpu'] });
+  assert.deepEqual(req(dev({ driver: 'nvidia', device_ids: ['0', '1'] })), { kind: 'devices', count: undefined, devices: ['0', '1'], capabilities: undefined });
+  assert.deepEqual(req({ runtime: 'nvidia', environment: ['NVIDIA_VISIBLE_DEVICES=1'] }), { kind: 'devices', count: undefined, devices: ['1'], capabilities: undefined });
+  assert.deepEqual(req({ runtime: 'nvidia' }), { kind: 'all', count: undefined, devices: undefined, capabilities: undefined });
+  assert.equal(req({ environment: { NVIDIA_VISIBLE_DEVICES: 'void' } }).kind, 'none');
+});
+
+test('GPU projects: the merged configuration with the user GPU asks replaced, not added to', async () => {
+  const { applyAnswers } = await import('../../src/compose/service.ts');
+  const merged = {
+    version: '3.9',
+    services: {
+      t: {
+        image: 'bb',
+        labels: { a: 'b' },
+        environment: { NVIDIA_VISIBLE_DEVICES: 'all', X: '1' },
+        deploy: { resources: { reservations: { devices: [{ driver: 'nvidia', count: 1, capabilities: ['gpu'] }, { driver: 'other', count: 1, capabilities: ['tpu'] }] } } },
+      },
+    },
+  };
+  const doc = applyAnswers(merged, [{ service: 't', labels: [['ds01.user', 'alice']], inject: { memory: '256m' }, gpu: { deviceIds: ['MIG-a'], capabilities: ['gpu', 'utility'] } }]) as typeof merged & { services: { t: Record<string, unknown> } };
+  assert.deepEqual(doc.services.t.labels, { a: 'b', 'ds01.user': 'alice' });
+  assert.deepEqual(doc.services.t.environment, { NVIDIA_VISIBLE_DEVICES: 'MIG-a', X: '1' });
+  assert.equal(doc.services.t.mem_limit, '256m');
+  assert.deepEqual((doc.services.t.deploy as typeof merged.services.t.deploy).resources.reservations.devices, [
+    { driver: 'other', count: 1, capabilities: ['tpu'] },
+    { driver: 'nvidia', device_ids: ['MIG-a'], capabilities: ['gpu', 'utility'] },
+  ]);
+  assert.equal(merged.services.t.environment.NVIDIA_VISIBLE_DEVICES, 'all', 'the input is not modified');
 });

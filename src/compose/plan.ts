@@ -45,6 +45,8 @@ const COMPOSE_WORDS: [RegExp, string][] = [
   [/--pids-limit\b/g, 'pids_limit'],
   [/--shm-size\b/g, 'shm_size'],
   [/--cgroup-parent\b/g, 'cgroup_parent'],
+  [/--runtime\b/g, 'runtime:'],
+  [/leave runtime: out/g, 'remove runtime from the compose file'],
   [/remove it from the command/g, 'remove it from the compose file'],
   [/drop cgroup_parent \(gpuguard sets it\)/g, 'remove cgroup_parent from the compose file (gpuguard sets it)'],
 ];
@@ -192,7 +194,7 @@ function parseLenient(path: string): unknown {
 }
 
 function ruleKey(rule: string): string {
-  return ({ 'limits.memory': 'mem_limit', 'limits.cpus': 'cpus', 'limits.pids': 'pids_limit', 'limits.shmSize': 'shm_size' } as Record<string, string>)[rule] ?? 'image';
+  return ({ 'limits.memory': 'mem_limit', 'limits.cpus': 'cpus', 'limits.pids': 'pids_limit', 'limits.shmSize': 'shm_size', 'runtime.builtin': 'runtime' } as Record<string, string>)[rule] ?? 'image';
 }
 
 /** `docker-compose run -l KEY=VAL` labels (v1 and v2 both have -l/--label on run). */
@@ -229,6 +231,7 @@ function createRequestOf(ask: ServiceAsk, where: (key: string) => string, runLab
   set('memory', ask.limits.memory);
   set('pidsLimit', ask.limits.pids);
   set('shmSize', ask.limits.shmSize);
+  set('runtime', ask.gpu.runtime);
   return req;
 }
 

@@ -81,6 +81,7 @@ export function createRequest(scan: RunScan, labelFiles: Record<string, string>)
       memory: opt('memory'),
       pidsLimit: opt('pids-limit'),
       shmSize: opt('shm-size'),
+      runtime: opt('runtime'),
     }),
   };
 }

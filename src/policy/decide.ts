@@ -21,6 +21,8 @@ export interface CreateRequest {
   memory?: string;
   pidsLimit?: string;
   shmSize?: string;
+  /** --runtime (compose: runtime), the last one. */
+  runtime?: string;
 }
 
 export interface CreateFacts {
@@ -67,6 +69,27 @@ export function decideCreate(policy: Policy, user: EffectiveUser, req: CreateReq
     ...decideCgroupParent(user, req),
     ...decideLimits(user, req),
     ...decideContainerCount(policy, user, facts),
+    ...decideRuntime(user, req),
+  ];
+}
+
+/**
+ * dockerd's built-in runtime names, which daemon.json cannot re-point at the
+ * runtime wrapper: a container started with one of them skips the wrapper's
+ * read-only datasets and GPU env hygiene. Every other registered runtime
+ * (nvidia, …) goes through the wrapper (install.sh).
+ */
+export const UNWRAPPABLE_RUNTIMES = ['runc', 'io.containerd.runc.v2', 'io.containerd.runtime.v1.linux'];
+
+export function decideRuntime(user: EffectiveUser, req: CreateRequest): Decision[] {
+  if (req.runtime === undefined || !UNWRAPPABLE_RUNTIMES.includes(req.runtime)) return [];
+  return [
+    adminOnly(
+      user,
+      'runtime.builtin',
+      `--runtime ${req.runtime} would start the container without gpuguard's runtime wrapper (dockerd's built-in name cannot be wrapped); leave --runtime out: the default runtime is runc behind the wrapper`,
+      `--runtime ${req.runtime} bypasses the runtime wrapper`,
+    ),
   ];
 }
 

@@ -207,6 +207,7 @@ const REFUSALS: [string, string[], RegExp][] = [
   ['--memory over quota', ['-m', '1g'], /^gpuguard: --memory 1g asks for more than the 256m allowed per container to group students; use --memory 256m or less/],
   ['--pids-limit unlimited', ['--pids-limit', '-1'], /^gpuguard: --pids-limit -1 asks for no limit allowed per container to group students/],
   ['--shm-size over quota', ['--shm-size=1g'], /^gpuguard: --shm-size 1g asks for more than the 64m/],
+  ['--runtime runc (skips the wrapper)', ['--runtime', 'runc'], /^gpuguard: --runtime runc would start the container without gpuguard's runtime wrapper \(dockerd's built-in name cannot be wrapped\); leave --runtime out/],
 ];
 
 for (const [what, flags, message] of REFUSALS) {

@@ -133,3 +133,16 @@ test('no policy limits, no cgroup: labels only', () => {
   assert.deepEqual(d.map((x) => x.rule), ['labels.owner']);
   assert.equal(overallDecision(d), 'rewrite');
 });
+
+test('--runtime with a built-in name (not wrappable) is refused for users, allowed and logged for admins; nvidia passes', () => {
+  for (const name of ['runc', 'io.containerd.runc.v2']) {
+    const r = rw(`run --runtime ${name} bb true`);
+    assert.equal(r.refusal?.rule, 'runtime.builtin');
+    assert.equal(r.refusal?.reason, `--runtime ${name} would start the container without gpuguard's runtime wrapper (dockerd's built-in name cannot be wrapped); leave --runtime out: the default runtime is runc behind the wrapper`);
+  }
+  const byAdmin = rw('run --runtime=runc bb true', {}, policy, admin);
+  assert.equal(byAdmin.refusal, undefined);
+  assert.equal(byAdmin.decisions.find((d) => d.rule === 'runtime.builtin')?.verdict, 'override');
+  assert.equal(rw('run --runtime nvidia bb true').decisions.some((d) => d.rule === 'runtime.builtin'), false);
+  assert.equal(rw('run --runtime runc bb true', {}, audit).refusal, undefined, 'audit mode warns');
+});

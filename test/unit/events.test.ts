@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { spawn } from 'node:child_process';
@@ -41,4 +41,17 @@ for (let i = 0; i < ${each}; i++) appendEvent(${JSON.stringify(log)}, { face: 'd
   assert.equal(lines.length, writers * each);
   for (const l of lines) JSON.parse(l);
   rmSync(dir, { recursive: true });
+});
+
+test('events: a log this creates is 0622 (everyone appends, only root reads) whatever the umask', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gg-ev-'));
+  const log = join(dir, 'events.jsonl');
+  const old = process.umask(0o077);
+  try {
+    assert.ok(appendEvent(log, { face: 'runtime', decision: 'allow' }));
+    assert.equal(statSync(log).mode & 0o777, 0o622);
+  } finally {
+    process.umask(old);
+    rmSync(dir, { recursive: true });
+  }
 });

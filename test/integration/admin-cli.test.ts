@@ -1,7 +1,7 @@
 /** The `gpuguard` admin face, compiled binary, real user database. */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { BINARY, FIXTURES, IS_ROOT, ensureTestUsers, missing, run } from '../harness/index.ts';
@@ -32,6 +32,7 @@ test('policy check: an invalid file exits 2 with one line naming file:line:col',
   assert.equal(r.code, 2);
   assert.equal(r.stderr, `gpuguard: ${file}:4:22: groups.students.limits.memory: expected a size such as 512m or 32g, got "12q"\n`);
   assert.equal(r.stdout, '');
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('policy check: a missing file exits 2 and says so', async () => {

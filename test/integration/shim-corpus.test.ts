@@ -106,6 +106,9 @@ async function createAndInspect(cmd: string, argv: string[]): Promise<Doc> {
   return JSON.parse(i.stdout)[0];
 }
 
+/** Corpus lines the test policy refuses (everything else must create the same container). */
+const POLICY_REFUSES = new Map<string, RegExp>([['docker run --rm --runtime runc bb true', /^gpuguard: --runtime runc would start the container without gpuguard's runtime wrapper/]]);
+
 for (const [n, line] of corpus.entries()) {
   test(`corpus ${n + 1}: ${line.slice(0, 100)}`, async (t) => {
     if (missing(t, { root: true, commands: ['dockerd', 'runuser'] })) return;
@@ -118,6 +121,14 @@ for (const [n, line] of corpus.entries()) {
     const viaShim = await createAndInspect(shim, args);
     rmSync(tmp, { force: true });
 
+    const refusal = POLICY_REFUSES.get(line);
+    if (refusal) {
+      // A real-world line the policy refuses: the real CLI creates it, the shim says why and creates nothing.
+      assert.equal(direct.failed, undefined, direct.failed?.stderr);
+      assert.equal(viaShim.failed?.code, 125);
+      assert.match(viaShim.failed!.stderr, refusal);
+      return;
+    }
     if (direct.failed) {
       // docker refuses this line (e.g. a one-letter --name): the shim must fail the same way.
       assert.deepEqual(viaShim, direct);

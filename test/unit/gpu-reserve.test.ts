@@ -1,7 +1,7 @@
 /** Reservation records: live exactly while their process lives, believed only from their owner. */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -10,8 +10,12 @@ import { requestFromFlags, envFileEntries } from '../../src/gpu/plan.ts';
 
 const IS_ROOT = process.getuid?.() === 0;
 
+const made: string[] = [];
+after(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
 function shared(): string {
   const dir = mkdtempSync(join(tmpdir(), 'gg-res-'));
+  made.push(dir);
   chmodSync(dir, 0o1777);
   return dir;
 }
@@ -59,6 +63,7 @@ test('a file claiming another uid than its owner is ignored (and left alone)', {
 
 test('the shared directory must not be world-writable without the sticky bit', () => {
   const dir = mkdtempSync(join(tmpdir(), 'gg-res-'));
+  made.push(dir);
   chmodSync(dir, 0o777);
   assert.throws(() => ensureRunDir(dir), (e: unknown) => e instanceof ReservationError && /without the sticky bit/.test(e.message));
   chmodSync(dir, 0o1777);

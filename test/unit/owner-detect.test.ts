@@ -182,4 +182,5 @@ test('peekLabelPrefix reads what the full loader reads (or gives up)', async () 
   assert.equal(await peekLabelPrefix(file('c.yaml', 'version: 1\nlabelPrefix: "Not Valid"\n')), undefined);
   assert.equal(await peekLabelPrefix(file('d.yaml', 'version: [1\n')), undefined);
   assert.equal(await peekLabelPrefix({ GPUGUARD_POLICY: join(dir, 'missing.yaml') }), undefined);
+  (await import('node:fs')).rmSync(dir, { recursive: true, force: true });
 });

@@ -11,6 +11,7 @@
  * as a container too: a gap in the table can refuse too much, never let a
  * container through unchecked.
  */
+import type { GlobalScan } from '../docker-shim/globals.ts';
 
 export type TargetRule =
   /** every positional is a container */
@@ -235,15 +236,8 @@ export function psIdFilters(args: readonly string[]): string[] {
     .map((f) => f.value!.slice(3));
 }
 
-/** The shim's view of the global options (docker-shim/globals.ts GlobalScan), as far as the guard needs it. */
-export interface ShimGlobals {
-  command?: string;
-  commandIndex: number;
-  hosts: string[];
-  context?: string;
-  config?: string;
-  error?: string;
-}
+/** The shim's scan of the global options, as far as the guard needs it. */
+export type ShimGlobals = Pick<GlobalScan, 'command' | 'commandIndex' | 'hosts' | 'context' | 'config' | 'error'>;
 
 /** The subcommand words of a docker argv: ["stop"] or ["container", "stop"]; undefined when there is none. */
 export function commandWords(args: readonly string[], g: ShimGlobals): { words: string[]; rest: number } | undefined {

@@ -87,7 +87,8 @@ test('pass-through is byte-identical: stdout, stderr, exit code', async (t) => {
     ['exec', sleeper, 'sh', '-c', 'echo hi; echo oops >&2; exit 3'],
     ['build', '-t', 'gg-built', join(dir, 'ctx')],
     ['compose', 'version'],
-    ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}'],
+    // One image: docker lists images created in the same second in either order, run to run.
+    ['image', 'ls', '--filter', 'reference=gg-built', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}'],
     ['container', 'ls', '-a', '--format', '{{.Names}}'],
     ['no-such-command'],
     ['--log-level', 'error', 'info', '--format', '{{.ServerVersion}} {{.Driver}}'],

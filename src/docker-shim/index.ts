@@ -5,7 +5,6 @@
  * argv (no policy, no docker query). `run`/`create` are rewritten by the
  * pure translator in rewrite.ts and then handed over the same way.
  */
-import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { findRealDockerFast } from '../docker/real.ts';
@@ -54,6 +53,8 @@ export async function passThrough(args: string[], env: NodeJS.ProcessEnv): Promi
 export function currentContext(g: GlobalScan, env: NodeJS.ProcessEnv): string | undefined {
   const dir = g.config ?? env.DOCKER_CONFIG ?? join(homedir(), '.docker');
   try {
+    // node:fs only here, when the config file decides: loading it starts a thread pool the pass-through would pay for.
+    const { readFileSync } = process.getBuiltinModule('node:fs');
     const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { currentContext?: unknown };
     return typeof cfg.currentContext === 'string' ? cfg.currentContext : undefined;
   } catch {

@@ -1,11 +1,12 @@
 /**
  * Finding the real docker CLI, never ourselves. Kept apart from the rest of
  * the gateway (which loads zod) because the shim's pass-through path needs
- * only this and must load nothing else.
+ * only this and must load nothing else; its file-system questions go
+ * through sys/fastfs.ts, which does not start node:fs's thread pool.
  */
-import { accessSync, constants, realpathSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { RealBinaryError } from '../errors.ts';
+import { isExecutable, realpathOf } from '../sys/fastfs.ts';
 
 /**
  * The real docker CLI: GPUGUARD_REAL_DOCKER, else the policy's
@@ -47,39 +48,22 @@ export function findRealCompose(env: NodeJS.ProcessEnv, self: string = process.e
 
 function checkCandidate(candidate: string, source: string, self: string, name = 'docker'): string {
   const what = name === 'docker' ? 'docker CLI' : name;
-  const real = safeRealpath(candidate);
+  const real = realpathOf(candidate);
   if (!real) throw new RealBinaryError(`the real ${what} ${candidate} (from ${source}) does not exist; fix ${source} or install ${name === 'docker' ? 'docker.io' : name}`);
-  if (real === safeRealpath(self)) throw new RealBinaryError(`the real ${what} ${candidate} (from ${source}) is gpuguard itself, which would loop; point ${source} at the real ${name} binary`);
+  if (real === realpathOf(self)) throw new RealBinaryError(`the real ${what} ${candidate} (from ${source}) is gpuguard itself, which would loop; point ${source} at the real ${name} binary`);
   return candidate;
 }
 
 function searchPath(env: NodeJS.ProcessEnv, self: string, name = 'docker'): string | undefined {
-  const selfReal = safeRealpath(self);
+  const selfReal = realpathOf(self);
   for (const dir of (env.PATH ?? '').split(delimiter)) {
     if (!dir) continue;
     const candidate = join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-    } catch {
-      continue;
-    }
-    if (safeRealpath(candidate) !== selfReal) return candidate;
+    if (!isExecutable(candidate)) continue;
+    if (realpathOf(candidate) !== selfReal) return candidate;
     // install.sh's layout: the shim in the real binary's place, the real one beside it as `<name>.real`.
     const beside = `${candidate}.real`;
-    try {
-      accessSync(beside, constants.X_OK);
-    } catch {
-      continue;
-    }
-    if (safeRealpath(beside) !== selfReal) return beside;
+    if (isExecutable(beside) && realpathOf(beside) !== selfReal) return beside;
   }
   return undefined;
-}
-
-function safeRealpath(p: string): string | undefined {
-  try {
-    return realpathSync(p);
-  } catch {
-    return undefined;
-  }
 }

@@ -17,7 +17,7 @@
  * (see fastfs.ts).
  */
 import { RealBinaryError } from '../errors.ts';
-import { fileStamp, isExecutable, readLink, realpathOf } from './fastfs.ts';
+import { fileStamp, isExecutable, readLink, realpathOf } from '../sys/fastfs.ts';
 import { fnv1a, policyPathOf } from '../policy/cache.ts';
 
 export interface RealRuntimeSources {

@@ -71,7 +71,8 @@ export const PS: CommandSpec = spec('all', ['-f', '--filter', '--format', '-n', 
 
 const CONTAINER_ALIASES: Record<string, string> = { remove: 'rm', ls: 'ps', list: 'ps' };
 
-export type Classified = { kind: 'containers'; name: string; spec: CommandSpec } | { kind: 'ps' } | { kind: 'other' };
+/** `prune`: `container prune` and `system prune` remove every user's stopped containers. */
+export type Classified = { kind: 'containers'; name: string; spec: CommandSpec } | { kind: 'ps' } | { kind: 'prune'; scope: 'container' | 'system' } | { kind: 'other' };
 
 /**
  * What a command is, from its subcommand words: `["stop"]`,
@@ -82,9 +83,11 @@ export function classify(command: readonly string[]): Classified {
   if (first === 'container') {
     const name = second === undefined ? undefined : (CONTAINER_ALIASES[second] ?? second);
     if (name === 'ps') return { kind: 'ps' };
+    if (name === 'prune') return { kind: 'prune', scope: 'container' };
     if (name !== undefined && GUARDED[name]) return { kind: 'containers', name, spec: GUARDED[name]! };
     return { kind: 'other' };
   }
+  if (first === 'system' && second === 'prune') return { kind: 'prune', scope: 'system' };
   if (first === 'ps') return { kind: 'ps' };
   if (first === 'inspect') return { kind: 'containers', name: 'inspect', spec: TOP_INSPECT };
   if (first !== undefined && first !== 'inspect' && GUARDED[first]) return { kind: 'containers', name: first, spec: GUARDED[first]! };
@@ -242,7 +245,8 @@ export type ShimGlobals = Pick<GlobalScan, 'command' | 'commandIndex' | 'hosts' 
 /** The subcommand words of a docker argv: ["stop"] or ["container", "stop"]; undefined when there is none. */
 export function commandWords(args: readonly string[], g: ShimGlobals): { words: string[]; rest: number } | undefined {
   if (g.error || g.command === undefined) return undefined;
-  if (g.command === 'container') return { words: args.slice(g.commandIndex, g.commandIndex + 2), rest: g.commandIndex + 2 };
+  // Command groups whose second word is the verb: `container stop`, `system prune`.
+  if (g.command === 'container' || g.command === 'system') return { words: args.slice(g.commandIndex, g.commandIndex + 2), rest: g.commandIndex + 2 };
   return { words: [g.command], rest: g.commandIndex + 1 };
 }
 

@@ -19,6 +19,7 @@ function isStatsOfAll(what: Classified, args: readonly string[]): boolean {
 function hasWork(what: Classified, args: readonly string[]): boolean {
   if (what.kind === 'other') return false;
   if (what.kind === 'ps') return !scan(PS, args).help;
+  if (what.kind === 'prune') return !args.includes('--help') && !args.includes('-h');
   return targetsOf(what.spec, args).length > 0 || isStatsOfAll(what, args);
 }
 
@@ -84,7 +85,9 @@ export async function guard(req: GuardRequest): Promise<GuardResult> {
   // Audit mode changes nothing the user sees: listings stay whole (refusals become warnings below).
   if (listing && (!listsOnlyOwn(actor, policy.docker.psFilter) || policy.mode === 'audit')) return pass;
   // Anyone who may act on every container (admins, service users, root) pays for no query.
-  if (what.kind === 'containers' && mayActOn(actor, { user: undefined, method: 'none' }).allow) return pass;
+  const actsOnAll = mayActOn(actor, { user: undefined, method: 'none' }).allow;
+  if ((what.kind === 'containers' || what.kind === 'prune') && actsOnAll) return pass;
+  if (what.kind === 'prune') return prune(what.scope, req.args, actor, policy, pass);
 
   const { dockerReader } = await import('../docker/gateway.ts');
   const { ownersOf } = await import('./facts.ts');
@@ -134,6 +137,20 @@ export async function guard(req: GuardRequest): Promise<GuardResult> {
   if (!refused.length) return { ...pass, actor, policy, reasons: [`${actor.user} may act on ${refs.join(', ')}`] };
   if (policy.mode === 'audit') return { ...pass, actor, policy, decision: 'warn', reasons: refused };
   return { ...pass, actor, policy, decision: 'deny', reasons: refused };
+}
+
+/**
+ * `container prune` would remove every user's stopped containers: for a
+ * user it prunes only those labelled as theirs (docker ANDs label filters,
+ * so the user's own filters still apply). `system prune` prunes containers
+ * with no way to narrow them apart from the images and networks, so a user
+ * is pointed at the commands that do.
+ */
+function prune(scope: 'container' | 'system', args: readonly string[], actor: import('../policy/effective.ts').EffectiveUser, policy: import('../policy/schema.ts').Policy, pass: GuardResult): GuardResult {
+  const label = `label=${policy.labelPrefix}.user=${actor.user}`;
+  if (scope === 'container') return { ...pass, args: [...args, '--filter', label], decision: 'rewrite', reasons: [`docker container prune removes only the stopped containers of ${actor.user} (${label})`] };
+  const reason = `docker system prune would remove other users' stopped containers; use docker container prune (yours only), docker image prune and docker network prune, or ask an admin`;
+  return { ...pass, decision: policy.mode === 'audit' ? 'warn' : 'deny', reasons: [reason] };
 }
 
 /**

@@ -292,3 +292,20 @@ test('alice\'s own image says LABEL ds01.user=alice: her container made through 
   const inh = JSON.parse((await gg(['who', '--json', 'inherited'])).stdout);
   assert.deepEqual([inh.owner, inh.method], ['unknown', 'none']);
 });
+
+test('prune: a user prunes only their own stopped containers; system prune is refused; the admin prunes all', async (t) => {
+  if (missing(t, { root: true }) || !d) return;
+  assert.equal((await shim('alice', ['create', '--name', 'pa', 'bb', 'true'])).code, 0);
+  assert.equal((await shim('bob', ['create', '--name', 'pb', 'bb', 'true'])).code, 0);
+  const exists = async (name: string) => (await d!.docker(['container', 'inspect', name])).code === 0;
+  const pr = await shim('bob', ['container', 'prune', '-f']);
+  assert.equal(pr.code, 0, pr.stderr);
+  assert.equal(await exists('pa'), true, "alice's stopped container survives bob's prune");
+  assert.equal(await exists('pb'), false, "bob's own is pruned");
+  const sys = await shim('bob', ['system', 'prune', '-f']);
+  assert.equal(sys.code, 1);
+  assert.equal(sys.stderr, "gpuguard: docker system prune would remove other users' stopped containers; use docker container prune (yours only), docker image prune and docker network prune, or ask an admin\n");
+  assert.equal(await exists('pa'), true);
+  assert.equal((await shim('dsadmin', ['container', 'prune', '-f'])).code, 0);
+  assert.equal(await exists('pa'), false, 'the admin prunes every stopped container');
+});

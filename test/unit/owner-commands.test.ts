@@ -111,7 +111,7 @@ test('classify: top-level, `container …` forms and aliases', () => {
     [['container', 'ps'], 'ps'],
     [['run'], 'other'],
     [['images'], 'other'],
-    [['container', 'prune'], 'other'],
+    [['container', 'prune'], 'prune'],
     [['container'], 'other'],
     [[], 'other'],
   ];
@@ -249,7 +249,24 @@ test('isGuarded / commandWords: the subcommand after the global options', async 
   assert.equal(isGuarded(['stop', 'a1'], g(0, 'stop')), true);
   assert.equal(isGuarded(['ps'], g(0, 'ps')), true);
   assert.equal(isGuarded(['images'], g(0, 'images')), false);
-  assert.equal(isGuarded(['container', 'prune'], g(0, 'container')), false);
+  assert.equal(isGuarded(['container', 'prune'], g(0, 'container')), true, 'prune removes other users\' stopped containers');
+  assert.equal(isGuarded(['container', 'stats'], g(0, 'container')), true);
+  assert.equal(isGuarded(['image', 'prune'], g(0, 'image')), false);
   assert.equal(isGuarded([], g(0)), false);
   assert.equal(isGuarded(['--bogus', 'stop'], g(0, 'stop', 'unknown flag')), false, 'docker rejects the line itself');
+});
+
+test('prune commands are guarded: container prune (and its container form) and system prune', () => {
+  assert.deepEqual(classify(['container', 'prune']), { kind: 'prune', scope: 'container' });
+  assert.deepEqual(classify(['system', 'prune']), { kind: 'prune', scope: 'system' });
+  assert.deepEqual(classify(['image', 'prune']), { kind: 'other' });
+  assert.deepEqual(classify(['system', 'df']), { kind: 'other' });
+});
+
+test('commandWords: `system prune` is two words, like `container stop`', async () => {
+  const { commandWords, isGuarded } = await import('../../src/ownership/commands.ts');
+  const g = { command: 'system', commandIndex: 2, hosts: [] };
+  assert.deepEqual(commandWords(['-l', 'error', 'system', 'prune', '-f'], g), { words: ['system', 'prune'], rest: 4 });
+  assert.equal(isGuarded(['-l', 'error', 'system', 'prune', '-f'], g), true);
+  assert.equal(isGuarded(['system', 'df'], { command: 'system', commandIndex: 0, hosts: [] }), false);
 });

@@ -6,7 +6,8 @@
  * every container, to find the ones that went around gpuguard.
  */
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, lstatSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { accessSync, constants, lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { readLink, realpathOf } from '../sys/fastfs.ts';
 import { availableParallelism } from 'node:os';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { UsageError } from '../errors.ts';
@@ -68,13 +69,7 @@ function parseArgs(args: string[]): DoctorOptions {
  * themselves).
  */
 export function resolveIn(root: string, path: string, map: (abs: string) => string = (abs) => join(root, abs)): string | undefined {
-  if (root === '/') {
-    try {
-      return realpathSync(path);
-    } catch {
-      return undefined;
-    }
-  }
+  if (root === '/') return realpathOf(path);
   let cur = path;
   for (let i = 0; i < 40; i++) {
     let st;
@@ -314,8 +309,8 @@ class Doctor {
       if (!this.isOurs(this.host(p))) continue;
       const realLink = `${this.host(p)}.real`;
       const target = this.resolve(realLink);
-      if (!target || !executable(target) || target === this.ours) broken.push(`${n} (${p}.real → ${readlinkOr(realLink) ?? 'missing'})`);
-      else reals.push(`${n} → ${readlinkOr(realLink)}`);
+      if (!target || !executable(target) || target === this.ours) broken.push(`${n} (${p}.real → ${readLink(realLink) ?? 'missing'})`);
+      else reals.push(`${n} → ${readLink(realLink)}`);
     }
     const pr = this.policy.runtime.realPath;
     if (pr) {
@@ -452,14 +447,6 @@ function hasGpuRequest(c: ContainerDetails): boolean {
 function findOnPath(cmd: string, dirs: string[]): string | undefined {
   for (const d of dirs) if (executable(join(d, cmd))) return join(d, cmd);
   return undefined;
-}
-
-function readlinkOr(p: string): string | undefined {
-  try {
-    return readlinkSync(p);
-  } catch {
-    return undefined;
-  }
 }
 
 export function formatLine(r: CheckResult): string {

@@ -9,8 +9,9 @@
 import { createHash } from 'node:crypto';
 import {
   chmodSync, chownSync, closeSync, existsSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync,
-  readFileSync, readlinkSync, realpathSync, renameSync, rmdirSync, statSync, symlinkSync, unlinkSync, writeFileSync, writeSync,
+  readFileSync, realpathSync, renameSync, rmdirSync, statSync, symlinkSync, unlinkSync, writeFileSync, writeSync,
 } from 'node:fs';
+import { readLink } from '../sys/fastfs.ts';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { GpuguardError } from '../errors.ts';
@@ -51,14 +52,6 @@ function lexists(p: string): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-function readlinkOr(p: string): string | undefined {
-  try {
-    return readlinkSync(p);
-  } catch {
-    return undefined;
   }
 }
 
@@ -135,7 +128,7 @@ class Installer {
   }
 
   private isOurs(hostPath: string): boolean {
-    const target = readlinkOr(hostPath);
+    const target = readLink(hostPath);
     if (target === this.shimTarget) return true;
     try {
       return realpathSync(hostPath) === realpathSync(join(this.opts.lib.host, 'gpuguard'));
@@ -158,7 +151,7 @@ class Installer {
   }
 
   private ensureSymlink(path: string, target: string): void {
-    const current = readlinkOr(path);
+    const current = readLink(path);
     if (current === target) return;
     if (lexists(path)) {
       const ours = this.state.changes.some((c) => c.kind === 'created' && c.path === path);
@@ -325,7 +318,7 @@ class Installer {
     const original = parseDaemonJson(text, file);
     const realRunc = this.findRunc();
     const libHost = this.opts.lib.host;
-    const alreadyReal = (name: string) => readlinkOr(join(libHost, 'runtimes', name, 'gpuguard-runc.real'));
+    const alreadyReal = (name: string) => readLink(join(libHost, 'runtimes', name, 'gpuguard-runc.real'));
     const merged = mergeDaemonConfig(original, this.opts.lib.view, realRunc ?? '', alreadyReal);
     if (!merged.wrapped[RUNTIME_NAME]) throw new GpuguardError('no runc found in /usr/local/sbin, /usr/local/bin, /usr/sbin, /usr/bin: install runc (apt-get install runc) or name the runtime with --real-runtime PATH');
     for (const [name, real] of Object.entries(merged.wrapped)) {
@@ -527,7 +520,7 @@ async function uninstall(opts: InstallOptions, out: Out): Promise<number> {
         break;
       }
       case 'moved':
-        if (lexists(change.path) && readlinkOr(change.path) === undefined) {
+        if (lexists(change.path) && readLink(change.path) === undefined) {
           out(`uninstall: warning: ${change.path} is a file again (not gpuguard); ${change.to} left as it is`);
           problems++;
           break;
@@ -539,7 +532,7 @@ async function uninstall(opts: InstallOptions, out: Out): Promise<number> {
         break;
       case 'diverted':
         say(`remove the diversion of ${change.view} (package ${change.package}); ${change.toView} goes back`, () => {
-          if (lexists(change.path) && readlinkOr(change.path) !== undefined) unlinkSync(change.path);
+          if (lexists(change.path) && readLink(change.path) !== undefined) unlinkSync(change.path);
           undivert(state.root, change.view, change.toView);
         });
         break;

@@ -9,7 +9,8 @@
  * logs why; `closed` refuses through runc's --log (so `docker run` shows the
  * message) and exits non-zero; `mode: audit` never refuses.
  */
-import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { realpathOf } from '../sys/fastfs.ts';
 import { join } from 'node:path';
 import { errorLine } from '../errors.ts';
 import { appendEvent, type GpuguardEvent } from '../events/log.ts';
@@ -56,13 +57,7 @@ export function hostMounts(real: string): MountHost {
   let rro: boolean | undefined;
   return {
     exists: (p) => existsSync(p),
-    realpath: (p) => {
-      try {
-        return realpathSync(p);
-      } catch {
-        return p;
-      }
-    },
+    realpath: (p) => realpathOf(p) ?? p,
     get rro() {
       return (rro ??= rroAvailable(real));
     },

@@ -10,7 +10,7 @@
 import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { GpuguardError, PolicyDenied } from '../errors.ts';
-import { findRealCompose, findRealDocker, findRealDockerFast } from '../docker/real.ts';
+import { findRealCompose } from '../docker/real.ts';
 import { execve } from '../sys/exec.ts';
 import { CREATING_COMMANDS, scanComposeArgv, type ComposeArgv, type ComposeDialect } from '../compose/argv.ts';
 import { targetsLocalDaemon, type GlobalScan } from './globals.ts';
@@ -31,7 +31,7 @@ export async function composeFromDocker(args: string[], globals: GlobalScan, tar
   const scan = scanComposeArgv(composeArgs, 'v2');
   const prefix = [...args.slice(0, globals.commandIndex), 'compose'];
   if (!scan.command || !CREATING_COMMANDS.has(scan.command)) return (await import('./index.ts')).passThrough(args, env);
-  const real = findRealDockerFast(env) ?? findRealDocker(env, (await import('../policy/load.ts')).loadPolicy(env).policy.docker.realPath);
+  const real = await (await import('./index.ts')).realDockerCli(env);
   const p = await prepareCompose(scan, { real, prefix }, target, env);
   return runPrepared(p, args, env);
 }
@@ -168,7 +168,7 @@ export async function explainCompose(dialect: ComposeDialect, args: string[], en
     const { currentContext } = await import('./index.ts');
     const globals = scanGlobals(args);
     scan = scanComposeArgv(args.slice(globals.commandIndex + 1), 'v2');
-    exec = { real: findRealDockerFast(env) ?? findRealDocker(env, (await import('../policy/load.ts')).loadPolicy(env).policy.docker.realPath), prefix: [...args.slice(0, globals.commandIndex), 'compose'] };
+    exec = { real: await (await import('./index.ts')).realDockerCli(env), prefix: [...args.slice(0, globals.commandIndex), 'compose'] };
     target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));
     shown = 'docker';
   }

@@ -7,7 +7,7 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { findRealDockerFast } from '../docker/real.ts';
+import { findRealDocker, findRealDockerFast } from '../docker/real.ts';
 import { isGuarded } from '../ownership/commands.ts';
 import { execve } from '../sys/exec.ts';
 import { createCommand, resolveCommand, scanGlobals, targetsLocalDaemon, type GlobalScan } from './globals.ts';
@@ -40,13 +40,19 @@ export async function main(args: string[]): Promise<number> {
 
 /** Become the real docker CLI with argv and environment untouched. */
 export async function passThrough(args: string[], env: NodeJS.ProcessEnv): Promise<never> {
-  let real = findRealDockerFast(env);
-  if (real === undefined) {
-    // No other docker on PATH (dpkg-diverted install): only then does the policy name it.
-    const [{ loadPolicy }, { findRealDocker }] = await Promise.all([import('../policy/load.ts'), import('../docker/real.ts')]);
-    real = findRealDocker(env, loadPolicy(env).policy.docker.realPath);
-  }
-  return execve(real, [process.argv0, ...args], env);
+  return execve(await realDockerCli(env), [process.argv0, ...args], env);
+}
+
+/**
+ * The real docker CLI without parsing the policy when PATH (or
+ * GPUGUARD_REAL_DOCKER) answers; only with no other docker on PATH (a
+ * dpkg-diverted install) does the policy's docker.realPath decide.
+ */
+export async function realDockerCli(env: NodeJS.ProcessEnv): Promise<string> {
+  const fast = findRealDockerFast(env);
+  if (fast !== undefined) return fast;
+  const { loadPolicyCached } = await import('../policy/cache.ts');
+  return findRealDocker(env, (await loadPolicyCached(env)).policy.docker.realPath);
 }
 
 /** The config file's currentContext (`docker context use`), read only when nothing else decides the daemon. */

@@ -3,7 +3,7 @@
  * missing one: outside CI the test skips, loudly; in CI (CI=true) it fails
  * and says what is missing.
  */
-import { accessSync, constants, existsSync } from 'node:fs';
+import { accessSync, constants, existsSync, symlinkSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
 
@@ -46,4 +46,16 @@ export function missing(t: TestContext, needs: { root?: boolean; commands?: stri
   console.error(`\n*** SKIPPED ${t.name}: ${message} ***\n`);
   t.skip(message);
   return true;
+}
+
+/**
+ * Put a gpuguard face into `dir` under `name` (docker, docker-compose,
+ * gpuguard-runc, runc) and return its path. Every test that runs a face
+ * places it through here, so what is installed under those names on a host
+ * (the binary, or a front before it) is what the tests run.
+ */
+export function installFace(dir: string, name: 'docker' | 'docker-compose' | 'gpuguard-runc' | 'runc'): string {
+  const path = join(dir, name);
+  symlinkSync(BINARY, path);
+  return path;
 }

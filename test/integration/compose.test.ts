@@ -4,9 +4,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BINARY, FIXTURES, IS_ROOT, ROOT, ensureTestUsers, fakeNvidiaSmi, missing, run, runAs, startDockerd, which, type PrivateDockerd } from '../harness/index.ts';
+import { BINARY, FIXTURES, IS_ROOT, ROOT, ensureTestUsers, fakeNvidiaSmi, missing, run, runAs, startDockerd, which, type PrivateDockerd, installFace } from '../harness/index.ts';
 import { selectComposeFiles } from '../../src/compose/files.ts';
 
 const DEVCONTAINER = join(ROOT, 'node_modules/.bin/devcontainer');
@@ -22,7 +22,7 @@ before(async () => {
   chmodSync(work, 0o755);
   const bin = join(work, 'bin');
   mkdirSync(bin);
-  for (const face of ['docker', 'docker-compose']) symlinkSync(BINARY, join(bin, face));
+  for (const face of ['docker', 'docker-compose'] as const) installFace(bin, face);
   const events = join(work, 'events.jsonl');
   writeFileSync(events, '');
   chmodSync(events, 0o666);

@@ -7,10 +7,10 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { BINARY, IS_ROOT, ensureTestUsers, fakeNvidiaSmi, missing, run, runAs, startDockerd, type PrivateDockerd } from '../harness/index.ts';
+import { BINARY, IS_ROOT, ensureTestUsers, fakeNvidiaSmi, missing, run, runAs, startDockerd, type PrivateDockerd, installFace } from '../harness/index.ts';
 
 const USERS = ['ggu1', 'ggu2', 'ggu3', 'ggu4', 'ggu5', 'ggu6', 'ggu7', 'ggu8'];
 let d: PrivateDockerd | undefined;
@@ -25,8 +25,7 @@ before(async () => {
   d = await startDockerd({ socketGroup: 'gg-docker', runtimes: { nvidia: { path: '/usr/sbin/runc' } } });
   dir = mkdtempSync('/tmp/gg-gpu-');
   chmodSync(dir, 0o755);
-  shim = join(dir, 'docker');
-  symlinkSync(BINARY, shim);
+  shim = installFace(dir, 'docker');
   runDir = join(dir, 'run');
   mkdirSync(runDir);
   chmodSync(runDir, 0o1777);

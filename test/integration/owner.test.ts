@@ -6,11 +6,11 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { forgetCacheEntries } from './runtime-cache-cleanup.ts';
-import { BINARY, FIXTURES, IS_ROOT, ensureTestUsers, missing, run, runAs, startDockerd, type PrivateDockerd, type RunResult } from '../harness/index.ts';
+import { BINARY, FIXTURES, IS_ROOT, ensureTestUsers, missing, run, runAs, startDockerd, type PrivateDockerd, type RunResult, installFace } from '../harness/index.ts';
 
 let d: PrivateDockerd | undefined;
 let dir: string;
@@ -33,7 +33,7 @@ before(async () => {
   dir = mkdtempSync('/tmp/gg-owner-');
   chmodSync(dir, 0o755);
   // The shim's face: a symlink named docker to the compiled binary.
-  symlinkSync(BINARY, join(dir, 'docker'));
+  installFace(dir, 'docker');
   mkdirSync(join(dir, 'events'), { mode: 0o1777 });
   chmodSync(join(dir, 'events'), 0o1777);
   // Every test user appends to one log (the shim runs as the user).

@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { forgetCacheEntries } from './runtime-cache-cleanup.ts';
-import { BINARY, ensureTestUsers, IS_ROOT, missing, run, startDockerd, which, type PrivateDockerd } from '../harness/index.ts';
+import { BINARY, ensureTestUsers, IS_ROOT, missing, run, startDockerd, which, type PrivateDockerd, installFace } from '../harness/index.ts';
 
 let d: PrivateDockerd | undefined;
 let dir: string;
@@ -28,8 +28,7 @@ before(async () => {
   ensureTestUsers();
   dir = mkdtempSync('/tmp/gg-rtd-');
   chmodSync(dir, 0o755);
-  wrapper = join(dir, 'gpuguard-runc');
-  symlinkSync(BINARY, wrapper);
+  wrapper = installFace(dir, 'gpuguard-runc');
   datasets = join(dir, 'datasets');
   mkdirSync(join(datasets, 'nfs'), { recursive: true });
   writeFileSync(join(datasets, 'hello.txt'), 'hi\n');

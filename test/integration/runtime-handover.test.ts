@@ -9,10 +9,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BINARY, FIXTURES, missing, which } from '../harness/index.ts';
+import { BINARY, FIXTURES, missing, which, installFace } from '../harness/index.ts';
 import { forgetCacheEntries } from './runtime-cache-cleanup.ts';
 
 let dir: string;
@@ -22,8 +22,7 @@ let policy: string;
 
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'gg-ho-'));
-  wrapper = join(dir, 'gpuguard-runc');
-  symlinkSync(BINARY, wrapper);
+  wrapper = installFace(dir, 'gpuguard-runc');
   // The stand-in real runtime: reports its argv, descriptors and env into $REPORT.
   standIn = join(dir, 'report-runtime');
   writeFileSync(

@@ -7,9 +7,9 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BINARY, FIXTURES, IS_ROOT, ensureTestUsers, missing, runAs, startDockerd, type PrivateDockerd } from '../harness/index.ts';
+import { FIXTURES, IS_ROOT, ensureTestUsers, missing, runAs, startDockerd, type PrivateDockerd, installFace } from '../harness/index.ts';
 import { scanDockerArgv, type RunScan } from '../../src/docker-shim/argv.ts';
 import { shellWords } from '../../src/docker-shim/quote.ts';
 
@@ -30,8 +30,7 @@ before(async () => {
   d = await startDockerd({ socketGroup: 'gg-docker' });
   dir = mkdtempSync('/tmp/gg-corpus-');
   chmodSync(dir, 0o777);
-  shim = join(dir, 'docker');
-  symlinkSync(BINARY, shim);
+  shim = installFace(dir, 'docker');
   for (const f of ['app.env', 'labels.txt']) copyFileSync(join(FIXTURES, 'docker-run/files', f), join(dir, f));
   writeFileSync(
     join(dir, 'policy.yaml'),

@@ -6,9 +6,9 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BINARY, IS_ROOT, ensureTestUsers, missing, run, runAs, startDockerd, type PrivateDockerd } from '../harness/index.ts';
+import { BINARY, IS_ROOT, ensureTestUsers, missing, run, runAs, startDockerd, type PrivateDockerd, installFace } from '../harness/index.ts';
 
 let d: PrivateDockerd | undefined;
 let dir: string;
@@ -37,8 +37,7 @@ before(async () => {
   d = await startDockerd({ socketGroup: 'gg-docker' });
   dir = mkdtempSync('/tmp/gg-shim-');
   chmodSync(dir, 0o777);
-  shim = join(dir, 'docker');
-  symlinkSync(BINARY, shim);
+  shim = installFace(dir, 'docker');
   events = join(dir, 'events.jsonl');
   writeFileSync(events, '', { mode: 0o666 }); // every user appends to the one log (install.sh's job on a host)
   chmodSync(events, 0o666);

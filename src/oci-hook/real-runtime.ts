@@ -19,6 +19,7 @@
 import { RealBinaryError } from '../errors.ts';
 import { fileStamp, isExecutable, readLink, realpathOf } from '../sys/fastfs.ts';
 import { fnv1a, policyPathOf } from '../policy/cache.ts';
+import { isUs, ourPaths } from '../front/identity.ts';
 
 export interface RealRuntimeSources {
   env: NodeJS.ProcessEnv;
@@ -34,8 +35,12 @@ export function selfPath(): string {
   return realpathOf('/proc/self/exe') ?? realpathOf(process.execPath) ?? process.execPath;
 }
 
+/** The search path when the runtime's environment has no PATH. */
+export const DEFAULT_RUNTIME_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
 export function findRealRuntime(src: RealRuntimeSources): string {
   const self = src.self ?? selfPath();
+  const ours = ourPaths(self);
   // install.sh: one wrapper per dockerd runtime (…/runtimes/<name>/gpuguard-runc), Concourse's runc,
   // each with its real runtime beside it as `<argv0>.real`.
   const argv0 = src.argv0 ?? process.argv0;
@@ -51,18 +56,19 @@ export function findRealRuntime(src: RealRuntimeSources): string {
     if (!real || !isExecutable(real)) {
       throw new RealBinaryError(`real runtime ${path} (from ${from}) does not exist or is not executable; install runc there or fix ${from}`);
     }
-    if (real === self) {
+    if (isUs(real, ours)) {
       throw new RealBinaryError(`real runtime ${path} (from ${from}) is this wrapper itself (${self}); point ${from} at the real runc, e.g. runc.real`);
     }
     return path;
   }
-  const dirs = (src.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':').filter(Boolean);
+  // Absolute entries only: the runtime runs as root in the bundle directory.
+  const dirs = (src.env.PATH ?? DEFAULT_RUNTIME_PATH).split(':').filter((d) => d.startsWith('/'));
   let sawSelf = false;
   for (const dir of dirs) {
     const candidate = `${dir.replace(/\/+$/, '')}/runc`;
     const real = realpathOf(candidate);
     if (!real || !isExecutable(real)) continue;
-    if (real === self) {
+    if (isUs(real, ours)) {
       sawSelf = true;
       continue;
     }

@@ -105,6 +105,22 @@ export function cacheEntryPath(policyPath: string, dir: string): string {
 
 
 /**
+ * Only root can make the directory in /run, but an entry names a program
+ * root executes: trusted only when root owns it and its directory and
+ * nobody else may write there (the native front checks the same).
+ */
+function rootsAlone(entry: string): boolean {
+  try {
+    // Reached only when the native front handed the call over (a miss): node:fs is fine here.
+    const { lstatSync } = process.getBuiltinModule('node:fs');
+    const dir = lstatSync(entry.slice(0, entry.lastIndexOf('/')));
+    return lstatSync(entry).uid === 0 && dir.isDirectory() && dir.uid === 0 && (dir.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * The policy's `runtime.realPath` for a pass-through call, without parsing
  * the policy when the cache is fresh. Never throws: a missing or broken
  * policy gives undefined (PATH search).
@@ -113,7 +129,8 @@ export async function policyRealPathForPassThrough(env: NodeJS.ProcessEnv, dir =
   const policyPath = policyPathOf(env);
   const stamp = fileStamp(policyPath);
   if (!stamp) return undefined;
-  const cached = readLink(cacheEntryPath(policyPath, dir));
+  const entry = cacheEntryPath(policyPath, dir);
+  const cached = rootsAlone(entry) ? readLink(entry) : undefined;
   if (cached) {
     try {
       const entry = JSON.parse(cached) as CacheEntry;

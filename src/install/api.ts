@@ -25,7 +25,7 @@
  * aside. The runtime wrapper stays: it sees every container of every client.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, rmdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { GpuguardError } from '../errors.ts';
 import { parsePolicy } from '../policy/load.ts';
@@ -55,11 +55,17 @@ export interface ApiState {
   systemd: boolean;
   /** daemon.json `hosts` before install (null: no such key); only with via daemon.json. */
   previousHosts?: string[] | null;
+  /**
+   * install made the upstream's directory. It goes last on uninstall, after
+   * dockerd was last asked there (it listens there until it restarts).
+   */
+  createdDir?: boolean;
 }
 
 /** What the installer offers the API steps (a subset of its own helpers). */
 export interface InstallSteps {
   readonly opts: InstallOptions;
+  act(what: string, fn: () => void): void;
   host(view: string): string;
   out(line: string): void;
   mkdirp(dir: string, mode?: number): void;
@@ -282,7 +288,14 @@ export interface ApiFilesResult {
 export function installApiFiles(steps: InstallSteps, s: ApiState, binary: string, policy: string | undefined, hostsChanged: boolean): ApiFilesResult {
   const h = (v: string) => steps.host(v);
   const dir = dirname(s.upstream);
-  steps.mkdirp(h(dir), 0o700);
+  steps.mkdirp(dirname(h(dir)));
+  if (!existsSync(h(dir))) {
+    steps.act(`create directory ${h(dir)} (0700: dockerd's socket, root's alone)`, () => {
+      mkdirSync(h(dir), { mode: 0o700 });
+      chmodSync(h(dir), 0o700);
+    });
+    s.createdDir = true;
+  }
   steps.ensureFile(h(API_TMPFILES), `# gpuguard API mode: dockerd's socket directory, root's alone (dockerd does not create it).\nd ${dir} 0700 root root -\n`, 0o644, `write the boot-time rule for ${dir} (dockerd's socket, root only)`);
   let dockerMoved = hostsChanged;
   let faceChanged = false;
@@ -355,11 +368,11 @@ export function liveSystemd(s: ApiState, opts: InstallOptions): boolean {
  * Before dockerd restarts on its new socket: running containers stop with it
  * unless live-restore is on. Refused rather than done behind the operator's back.
  */
-export async function checkRestartIsSafe(realDocker: string): Promise<void> {
+export async function checkRestartIsSafe(realDocker: string, env: NodeJS.ProcessEnv): Promise<void> {
   const { dockerInfo } = await import('../docker/gateway.ts');
   let info;
   try {
-    info = await dockerInfo(realDocker);
+    info = await dockerInfo(realDocker, env);
   } catch {
     return; // dockerd is not running: nothing to stop
   }
@@ -402,8 +415,8 @@ export async function applyApiLive(s: ApiState, flags: ApiFilesResult, opts: Ins
   }
 }
 
-/** Uninstall, before files go: stop the face; forget dockerd's upstream socket so its directory can go. */
-export function uninstallApiBefore(s: ApiState, opts: InstallOptions, host: (view: string) => string, out: (l: string) => void): void {
+/** Uninstall, before files go: stop the face (its socket is about to be dockerd's again). */
+export function uninstallApiBefore(s: ApiState, opts: InstallOptions, out: (l: string) => void): void {
   if (opts.dryRun) {
     if (liveSystemd(s, opts)) for (const c of systemdStopPlan(s).before) out(`uninstall: would run systemctl ${c.join(' ')}`);
     return;
@@ -414,19 +427,9 @@ export function uninstallApiBefore(s: ApiState, opts: InstallOptions, host: (vie
       out(`uninstall: systemctl ${c.join(' ')}`);
     }
   } else if (!s.systemd) out(`uninstall: stop the face (${opts.lib.view}/gpuguard serve) now: its socket ${s.listen} is about to be dockerd's again`);
-  const sock = host(s.upstream);
-  try {
-    const st = lstatSync(sock);
-    if (st.isSocket() && st.uid === 0) {
-      unlinkSync(sock);
-      out(`uninstall: removed dockerd's upstream socket ${sock}`);
-    }
-  } catch {
-    /* not there */
-  }
 }
 
-/** Uninstall, after files went back: dockerd restarts on its old socket. */
+/** Uninstall, after files went back: dockerd restarts on its old socket (or the operator is told how). */
 export function uninstallApiAfter(s: ApiState, opts: InstallOptions, out: (l: string) => void): void {
   if (opts.dryRun) {
     if (liveSystemd(s, opts)) for (const c of systemdStopPlan(s).after) out(`uninstall: would run systemctl ${c.join(' ')}`);
@@ -439,6 +442,42 @@ export function uninstallApiAfter(s: ApiState, opts: InstallOptions, out: (l: st
     }
     return;
   }
-  const how = s.systemd ? `systemctl daemon-reload && systemctl restart ${s.via === 'docker.socket' ? 'docker.socket docker.service' : 'docker.service'}` : existsSync(`${opts.root.replace(/\/$/, '')}/etc/init.d/docker`) ? 'service docker restart' : 'restart dockerd the way this host starts it';
+  const how = s.systemd ? `systemctl daemon-reload && systemctl restart ${s.via === 'docker.socket' ? 'docker.socket docker.service' : 'docker.service'}` : existsSync(`${opts.root.replace(/\/$/, '')}/etc/init.d/docker`) ? 'service docker restart' : 'however this host starts it';
   out(`uninstall: now restart dockerd (${how}): it listens where it did before install once it starts again`);
+}
+
+/**
+ * Uninstall, after dockerd was last asked on it: the upstream's directory,
+ * with dockerd's socket in it (a root-owned socket; anything else keeps the
+ * directory). dockerd, until it restarts, keeps listening on a socket nobody
+ * can name any more.
+ */
+export function removeUpstreamDir(s: ApiState, opts: InstallOptions, host: (view: string) => string, out: (l: string) => void): void {
+  if (!s.createdDir) return;
+  const dir = host(dirname(s.upstream));
+  const sock = host(s.upstream);
+  if (opts.dryRun) return out(`uninstall: would remove directory ${dir} (dockerd's upstream socket)`);
+  try {
+    const st = lstatSync(sock);
+    if (st.isSocket() && st.uid === 0) unlinkSync(sock);
+  } catch {
+    /* gone with dockerd */
+  }
+  try {
+    rmdirSync(dir);
+    out(`uninstall: removed directory ${dir} (dockerd's upstream socket)`);
+  } catch {
+    if (existsSync(dir)) out(`uninstall: kept ${dir}: not empty (files not made by install.sh)`);
+  }
+}
+
+/** Where root reaches dockerd now: its upstream socket once it listens there, else the client's default. */
+export function dockerdEnv(s: ApiState | undefined, host: (view: string) => string): NodeJS.ProcessEnv {
+  if (!s) return process.env;
+  try {
+    if (lstatSync(host(s.upstream)).isSocket()) return { ...process.env, DOCKER_HOST: `unix://${host(s.upstream)}` };
+  } catch {
+    /* not moved yet */
+  }
+  return process.env;
 }

@@ -23,7 +23,7 @@ import { ensureApiKey, ensurePolicyKeys, examplePolicy } from './policy-file.ts'
 import { hostPath, readState, statePath, type Change, type InstallState } from './state.ts';
 import { reloadDockerd, verifyRuntime, waitForInfo } from './dockerd.ts';
 import {
-  applyApiLive, checkRestartIsSafe, dockerdLaunch, installApiFiles, liveSystemd, planApi, readApiSettings, uninstallApiAfter, uninstallApiBefore,
+  applyApiLive, checkRestartIsSafe, dockerdEnv, dockerdLaunch, installApiFiles, liveSystemd, planApi, readApiSettings, removeUpstreamDir, uninstallApiAfter, uninstallApiBefore,
   type ApiFilesResult, type ApiState, type InstallSteps,
 } from './api.ts';
 
@@ -240,7 +240,7 @@ class Installer implements InstallSteps {
       return 0;
     }
     const restarts = api && apiFiles && apiFiles.dockerMoved && liveSystemd(api, this.opts);
-    if (restarts && this.opts.dryRun && this.state.realDocker) await checkRestartIsSafe(this.host(this.state.realDocker));
+    if (restarts && this.opts.dryRun && this.state.realDocker) await checkRestartIsSafe(this.host(this.state.realDocker), dockerdEnv(this.state.api, (v) => this.host(v)));
     if (!this.opts.dryRun) this.saveState();
     // A restart (API mode with systemd) applies daemon.json as a reload would.
     if (this.daemonChanged && !restarts) await this.reload();
@@ -281,6 +281,7 @@ class Installer implements InstallSteps {
     const before: DaemonConfig = this.state.api?.via === 'daemon.json' ? unmergeApiHosts(daemon, this.state.api.previousHosts) : daemon;
     const launch = dockerdLaunch(this.opts.root, (v) => this.host(v), this.opts.dockerdPid);
     const plan = planApi(settings, launch, before, file, (v) => this.host(v), this.opts.root);
+    plan.createdDir = this.state.api?.createdDir;
     if (plan.via === 'daemon.json') plan.previousHosts = this.state.api ? this.state.api.previousHosts : before.hosts === undefined ? null : [...(before.hosts as string[])];
     return plan;
   }
@@ -298,7 +299,7 @@ class Installer implements InstallSteps {
   private async startApi(api: ApiState, files: ApiFilesResult, restarted: boolean): Promise<void> {
     await applyApiLive(api, files, this.opts, this.out, `${this.opts.lib.view}/gpuguard`, this.policyEnv());
     if (restarted && !this.opts.dryRun && this.state.realDocker) {
-      await verifyRuntime(this.host(this.state.realDocker), RUNTIME_NAME, true);
+      await verifyRuntime(this.host(this.state.realDocker), RUNTIME_NAME, true, dockerdEnv(api, (v) => this.host(v)));
       this.out(`install: docker info lists runtime "${RUNTIME_NAME}" as the default`);
     }
   }
@@ -545,7 +546,7 @@ class Installer implements InstallSteps {
     const how = reloadDockerd(this.opts.root, this.opts.dockerdPid);
     this.out(`install: ${how.message}`);
     if (!how.reloaded || !this.state.realDocker) return;
-    await verifyRuntime(this.host(this.state.realDocker), RUNTIME_NAME, true);
+    await verifyRuntime(this.host(this.state.realDocker), RUNTIME_NAME, true, dockerdEnv(this.state.api, (v) => this.host(v)));
     this.out(`install: docker info lists runtime "${RUNTIME_NAME}" as the default`);
   }
 }
@@ -566,7 +567,7 @@ async function uninstall(opts: InstallOptions, out: Out): Promise<number> {
   let problems = 0;
   const busyDirs: string[] = [];
   const host = (view: string) => hostPath(state, view);
-  if (state.api) uninstallApiBefore(state.api, opts, host, out);
+  if (state.api) uninstallApiBefore(state.api, opts, out);
   for (const change of [...state.changes].reverse()) {
     switch (change.kind) {
       case 'created':
@@ -633,6 +634,7 @@ async function uninstall(opts: InstallOptions, out: Out): Promise<number> {
         break;
     }
   }
+  if (state.api) removeUpstreamDir(state.api, opts, host, out);
   say(`remove ${statePath(opts.stateDir)}`, () => {
     unlinkSync(statePath(opts.stateDir));
     for (const d of [...state.stateDirsCreated].reverse()) {
@@ -682,5 +684,5 @@ async function revertLive(state: InstallState, opts: InstallOptions, out: Out, p
   if (!how.reloaded) return;
   out(`uninstall: ${how.message}, naming default-runtime "${transition['default-runtime']}" (a reload keeps options the file leaves out)`);
   if (!state.realDocker) return;
-  await waitForInfo(hostPath(state, state.realDocker), (info) => info.DefaultRuntime !== RUNTIME_NAME && !Object.keys(info.Runtimes ?? {}).includes(RUNTIME_NAME), `runtime "${RUNTIME_NAME}" gone`);
+  await waitForInfo(hostPath(state, state.realDocker), (info) => info.DefaultRuntime !== RUNTIME_NAME && !Object.keys(info.Runtimes ?? {}).includes(RUNTIME_NAME), `runtime "${RUNTIME_NAME}" gone`, dockerdEnv(state.api, (v) => hostPath(state, v)));
 }

@@ -231,3 +231,57 @@ describe('install.sh --api on a host without systemd', () => {
     assert.equal((await install(root, '--uninstall')).code, 0);
   });
 });
+
+describe('doctor on a systemd tree installed with --api (configuration only: no daemon, no face)', () => {
+  interface Line {
+    check: string;
+    status: string;
+    message: string;
+    fix?: string;
+  }
+  const doctor = async (root: string): Promise<{ code: number; lines: Line[] }> => {
+    const env: NodeJS.ProcessEnv = { ...process.env, GPUGUARD_NVIDIA_SMI: '/bin/true' };
+    delete env.DOCKER_HOST;
+    delete env.GPUGUARD_POLICY;
+    const r = await run(BINARY, ['doctor', '--json', '--root', root], { env, extendEnv: false });
+    return { code: r.code, lines: JSON.parse(r.stdout).checks };
+  };
+  const line = (lines: Line[], check: string) => lines.find((l) => l.check === check)!;
+
+  test('the face and dockerd are not running: api-socket and dockerd-socket fail with what to start', async (t) => {
+    if (missing(t, { files: [BINARY] })) return;
+    const root = tree('systemd');
+    assert.equal((await install(root, '--api')).code, 0);
+    const d = await doctor(root);
+    assert.equal(line(d.lines, 'api-socket').status, 'fail');
+    assert.match(line(d.lines, 'api-socket').message, /nothing at \/var\/run\/docker\.sock/);
+    assert.match(line(d.lines, 'api-socket').fix!, /systemctl start gpuguard-api\.socket/);
+    assert.equal(line(d.lines, 'dockerd-socket').status, 'fail');
+    assert.match(line(d.lines, 'dockerd-socket').message, /no socket at api\.upstream \/run\/gpuguard-dockerd\/docker\.sock/);
+    assert.equal(line(d.lines, 'shim-on-path').status, 'ok');
+    assert.equal(line(d.lines, 'dockerd-tcp').status, 'ok');
+    assert.equal(d.code, 2);
+  });
+
+  test('dockerd-tcp: TCP from a docker.socket drop-in, or from DOCKER_OPTS; tlsverify makes it an authenticated listener', async (t) => {
+    if (missing(t, { files: [BINARY] })) return;
+    const root = tree('systemd');
+    assert.equal((await install(root, '--api')).code, 0);
+    const tcp = join(root, 'etc/systemd/system/docker.socket.d/tcp.conf');
+    writeFileSync(tcp, '[Socket]\nListenStream=0.0.0.0:2375\n');
+    let d = await doctor(root);
+    assert.equal(line(d.lines, 'dockerd-tcp').status, 'fail');
+    assert.match(line(d.lines, 'dockerd-tcp').message, /dockerd listens on TCP without TLS client verification: 0\.0\.0\.0:2375 \(docker\.socket \(\/etc\/systemd\/system\/docker\.socket\.d\/tcp\.conf\)\)/);
+    rmSync(tcp);
+    const defaults = join(root, 'etc/default/docker');
+    writeFileSync(defaults, `${readFileSync(defaults, 'utf8')}DOCKER_OPTS="-H tcp://0.0.0.0:2376"\n`);
+    d = await doctor(root);
+    assert.equal(line(d.lines, 'dockerd-tcp').status, 'fail');
+    assert.match(line(d.lines, 'dockerd-tcp').message, /tcp:\/\/0\.0\.0\.0:2376 \(\$DOCKER_OPTS from \/etc\/default\/docker, in \/lib\/systemd\/system\/docker\.service's ExecStart\)/);
+    const file = join(root, 'etc/docker/daemon.json');
+    writeFileSync(file, JSON.stringify({ ...json(file), tlsverify: true }));
+    d = await doctor(root);
+    assert.equal(line(d.lines, 'dockerd-tcp').status, 'ok');
+    assert.match(line(d.lines, 'dockerd-tcp').message, /require client certificates \(tlsverify\): tcp:\/\/0\.0\.0\.0:2376/);
+  });
+});

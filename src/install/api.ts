@@ -277,6 +277,8 @@ export interface ApiFilesResult {
   dockerMoved: boolean;
   /** The face's units changed. */
   faceChanged: boolean;
+  /** The binary was upgraded: the running face still runs the old one. */
+  binaryChanged?: boolean;
 }
 
 /**
@@ -346,6 +348,9 @@ export function systemdStartPlan(s: ApiState, flags: ApiFilesResult): string[][]
   } else if (flags.faceChanged) {
     plan.push(['stop', `${FACE_UNIT}.service`, `${FACE_UNIT}.socket`]);
     plan.push(['start', `${FACE_UNIT}.socket`, `${FACE_UNIT}.service`]);
+  } else if (flags.binaryChanged) {
+    // The socket stays with systemd: clients wait for the new face instead of being refused.
+    plan.push(['restart', `${FACE_UNIT}.service`]);
   }
   return plan;
 }
@@ -384,9 +389,13 @@ export async function checkRestartIsSafe(realDocker: string, env: NodeJS.Process
 
 /** Run the live part of install: restart dockerd and start the face with systemd, or say exactly how without it. */
 export async function applyApiLive(s: ApiState, flags: ApiFilesResult, opts: InstallOptions, out: (l: string) => void, binary: string, policy: string | undefined): Promise<void> {
-  if (!flags.dockerMoved && !flags.faceChanged) return;
+  if (!flags.dockerMoved && !flags.faceChanged && !flags.binaryChanged) return;
   if (opts.dryRun) {
     if (s.systemd) for (const c of systemdStartPlan(s, flags)) out(`install: would run systemctl ${c.join(' ')}`);
+    return;
+  }
+  if (!s.systemd && !flags.dockerMoved && !flags.faceChanged) {
+    out(`install: restart the face so that it runs the new binary: SIGTERM to gpuguard serve (it drains), then start it again as before`);
     return;
   }
   if (!s.systemd || !liveSystemd(s, opts)) {

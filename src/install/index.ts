@@ -90,6 +90,8 @@ class Installer implements InstallSteps {
   /** Directories a dry run would have created (so each is reported once). */
   private readonly planned = new Set<string>();
   private daemonChanged = false;
+  /** The installed binary was replaced: a long-running face must restart to run it. */
+  private binaryChanged = false;
   /** daemon.json's `hosts` changed (API mode without socket activation): dockerd must restart. */
   private apiHostsChanged = false;
   private readonly shimTarget: string;
@@ -293,7 +295,7 @@ class Installer implements InstallSteps {
   private installApi(api: ApiState): ApiFilesResult {
     const result = installApiFiles(this, api, `${this.opts.lib.view}/gpuguard`, this.policyEnv(), this.apiHostsChanged);
     this.state.api = api;
-    return result;
+    return { ...result, binaryChanged: this.binaryChanged };
   }
 
   private async startApi(api: ApiState, files: ApiFilesResult, restarted: boolean): Promise<void> {
@@ -314,6 +316,7 @@ class Installer implements InstallSteps {
       });
     } else if (statSync(dest).size !== statSync(this.opts.binary).size || sha256(dest) !== sha256(this.opts.binary)) {
       this.act(`upgrade ${dest} from ${this.opts.binary}`, () => writeAtomic(dest, readFileSync(this.opts.binary), 0o755));
+      this.binaryChanged = true;
     }
     this.ensureSymlink(join(this.opts.lib.host, 'gpuguard-runc'), this.shimTarget);
     // The admin CLI on PATH: /usr/local/bin/gpuguard (or in the first --bin-dir).

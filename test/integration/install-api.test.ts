@@ -168,6 +168,14 @@ describe('install.sh --api on a host without systemd', () => {
     const again = await install(root, '--api');
     assert.match(again.stdout, /nothing to change/);
     assert.deepEqual(snapshot(root), installed);
+    // An upgrade replaces the binary; the running face must be restarted to run it.
+    const newer = join(mkdtempSync('/tmp/gg-bin-'), 'gpuguard');
+    writeFileSync(newer, `${readFileSync(BINARY, 'latin1')}x`, 'latin1');
+    const up = await install(root, '--api', '--binary', newer);
+    rmSync(join(newer, '..'), { recursive: true, force: true });
+    assert.equal(up.code, 0, up.stderr);
+    assert.match(up.stdout, /install: upgrade .*\/usr\/local\/lib\/gpuguard\/gpuguard/);
+    assert.match(up.stdout, /install: restart the face so that it runs the new binary: SIGTERM to gpuguard serve \(it drains\), then start it again as before/);
     const u = await install(root, '--uninstall');
     assert.equal(u.code, 0, u.stderr + u.stdout);
     assert.match(u.stdout, /uninstall: stop the face \(\/usr\/local\/lib\/gpuguard\/gpuguard serve\) now/);

@@ -113,6 +113,7 @@ test('systemctl order: dockerd stops before the face takes its path; uninstall s
     ['stop', 'gpuguard-api.service', 'gpuguard-api.socket'],
     ['start', 'gpuguard-api.socket', 'gpuguard-api.service'],
   ]);
+  assert.deepEqual(systemdStartPlan(s, { dockerMoved: false, faceChanged: false, binaryChanged: true }), [['daemon-reload'], ['restart', 'gpuguard-api.service']], 'an upgrade restarts the face; systemd keeps its socket meanwhile');
   assert.deepEqual(systemdStopPlan(s), {
     before: [['stop', 'gpuguard-api.service', 'gpuguard-api.socket']],
     after: [['daemon-reload'], ['stop', 'docker.service', 'docker.socket'], ['start', 'docker.socket', 'docker.service']],

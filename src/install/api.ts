@@ -383,7 +383,7 @@ export async function checkRestartIsSafe(realDocker: string, env: NodeJS.Process
   }
   const running = info.ContainersRunning ?? 0;
   if (running > 0 && !info.LiveRestoreEnabled) {
-    throw new GpuguardError(`dockerd must restart to move its socket, and ${running} container(s) are running without live-restore: they would stop. Stop them first, or set "live-restore": true in daemon.json and systemctl reload docker, then run install.sh again`);
+    throw new GpuguardError(`dockerd must restart to move its socket, and ${running} container(s) are running without live-restore: they would stop. Stop them first, or set "live-restore": true in daemon.json and systemctl reload docker, then run it again`);
   }
 }
 

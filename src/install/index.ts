@@ -570,6 +570,8 @@ async function uninstall(opts: InstallOptions, out: Out): Promise<number> {
   let problems = 0;
   const busyDirs: string[] = [];
   const host = (view: string) => hostPath(state, view);
+  // dockerd restarts at the end (its socket moves back): refused before any change when that would stop containers.
+  if (state.api && liveSystemd(state.api, opts) && state.realDocker) await checkRestartIsSafe(host(state.realDocker), dockerdEnv(state.api, host));
   if (state.api) uninstallApiBefore(state.api, opts, out);
   for (const change of [...state.changes].reverse()) {
     switch (change.kind) {

@@ -8,7 +8,8 @@
 # Options (--root DIR for packagers and tests, --daemon-json, --dockerd-pid …):
 #   ./install.sh --help, and docs/operations.md.
 # This script only builds dist/gpuguard (and its native front,
-# dist/gpuguard-front) when missing or older than the sources; the installing is `gpuguard install`, which records each change in
+# dist/gpuguard-front) when missing or older than the sources; the
+# installing is `gpuguard install`, which records each change in
 # /var/lib/gpuguard/state.json for uninstall and doctor.
 set -euo pipefail
 cd "$(dirname "$0")"

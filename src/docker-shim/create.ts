@@ -7,7 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { PolicyDenied } from '../errors.ts';
 import { appendEvent } from '../events/log.ts';
-import { countContainersOnSocket, countContainersWithLabel, findRealDocker } from '../docker/gateway.ts';
+import { countContainersOnSocket, countContainersWithLabel } from '../docker/count.ts';
+import { findRealDocker } from '../docker/real.ts';
 import { loadPolicyCached } from '../policy/cache.ts';
 import { resolveUser, type EffectiveUser } from '../policy/effective.ts';
 import { currentIdentity } from '../policy/identity.ts';

@@ -3,27 +3,14 @@
  * and reading container state, typed at this edge with zod. Every face and
  * admin command that needs Docker goes through here.
  */
-import { execFile } from 'node:child_process';
 import { z } from 'zod';
-import { GpuguardError } from '../errors.ts';
+import { dockerCLI, DockerError } from './cli.ts';
 
 export { findRealDocker, findRealDockerFast } from './real.ts';
+export { dockerCLI, DockerError } from './cli.ts';
+export { countContainersOnSocket, countContainersWithLabel } from './count.ts';
 
 declare const Bun: unknown;
-
-export class DockerError extends GpuguardError {
-  override name = 'DockerError';
-}
-
-/** Run the real docker CLI and capture its output. Environment is passed as is (DOCKER_HOST, contexts). */
-export function dockerCLI(realDocker: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ stdout: string; stderr: string; code: number }> {
-  return new Promise((resolve) => {
-    execFile(realDocker, args, { env, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-      resolve({ stdout, stderr, code });
-    });
-  });
-}
 
 /** What gpuguard reads of a container (`docker inspect`), validated here and nowhere else. */
 export const ContainerDetails = z.looseObject({
@@ -281,27 +268,6 @@ export async function dockerInfo(realDocker: string, env: NodeJS.ProcessEnv = pr
 }
 
 /**
- * How many containers (running or stopped) carry `label` (`key=value`), on
- * the daemon the user's command goes to: `globalArgs` are the user's global
- * options (-H, --context, --config), so the count and the create see the
- * same daemon.
- *
- * An image can carry any label, so a container made from an image labelled
- * `<p>.user=alice` by someone who went around the shim counts for alice
- * although she never ran it. Not filtered on purpose: a container made
- * through the shim always has the label set at create (ours come last and
- * win over the image's), and dropping containers whose label equals their
- * image's would let alice evade the count with `LABEL <p>.user=alice` in her
- * own Dockerfile. TODO(ownership): once src/ownership has owner evidence,
- * count by it instead.
- */
-export async function countContainersWithLabel(realDocker: string, globalArgs: string[], label: string, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const r = await dockerCLI(realDocker, [...globalArgs, 'ps', '-a', '-q', '--no-trunc', '--filter', `label=${label}`], env);
-  if (r.code !== 0) throw new DockerError(`docker ps failed: ${r.stderr.trim() || `exit ${r.code}`}`);
-  return r.stdout.split('\n').filter(Boolean).length;
-}
-
-/**
  * The Engine API socket the docker CLI would talk to: DOCKER_HOST when it is
  * `unix://…`, else /var/run/docker.sock; undefined when the CLI would go
  * elsewhere (tcp, ssh, a named context): callers then use the CLI.
@@ -431,41 +397,3 @@ export async function inspectContainersAPI(socket: string, ids: string[]): Promi
   return out.filter((c): c is ContainerDetails => c !== undefined);
 }
 
-/**
- * The same count straight from the Engine API on a local unix socket
- * (GET /containers/json?all=1&filters=…): no docker CLI process, which is
- * most of what a count costs. Undefined when the socket cannot be asked
- * (missing, no permission, not a daemon): the caller falls back to the CLI.
- */
-export async function countContainersOnSocket(socketPath: string, label: string, timeoutMs = 5000): Promise<number | undefined> {
-  const filters = encodeURIComponent(JSON.stringify({ label: [label] }));
-  const count = (list: unknown) => (Array.isArray(list) ? list.length : undefined);
-  if (typeof Bun !== 'undefined') {
-    // Bun's fetch speaks HTTP over a unix socket natively: ~1.5 ms here, node:http ~9 ms.
-    try {
-      const res = await fetch(`http://docker/containers/json?all=1&filters=${filters}`, { unix: socketPath, signal: AbortSignal.timeout(timeoutMs) } as RequestInit);
-      return res.ok ? count(await res.json()) : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-  const { request } = await import('node:http');
-  return new Promise((resolve) => {
-    const req = request({ socketPath, path: `/containers/json?all=1&filters=${filters}`, method: 'GET', timeout: timeoutMs, headers: { Host: 'docker' } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => {
-        if (res.statusCode !== 200) return resolve(undefined);
-        try {
-          resolve(count(JSON.parse(body)));
-        } catch {
-          resolve(undefined);
-        }
-      });
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(undefined));
-    req.end();
-  });
-}

@@ -19,3 +19,8 @@ export function dockerCLI(realDocker: string, args: string[], env: NodeJS.Proces
     });
   });
 }
+
+/** The daemon's socket cannot be reached (not running, no permission): the real CLI would fail too. */
+export class DaemonUnreachable extends DockerError {
+  override name = 'DaemonUnreachable';
+}

@@ -5,9 +5,11 @@
  */
 import { z } from 'zod';
 import { dockerCLI, DockerError } from './cli.ts';
+import { engineFailure, engineRead, imageLabelsOn, listContainersOn, parseContainerList, type ContainerSummary } from './lists.ts';
 
 export { findRealDocker, findRealDockerFast } from './real.ts';
-export { dockerCLI, DockerError } from './cli.ts';
+export { dockerCLI, DaemonUnreachable, DockerError } from './cli.ts';
+export { imageLabelsOn, listContainersOn, parseContainerList, parseImageList, type ContainerSummary } from './lists.ts';
 export { countContainersOnSocket, countContainersWithLabel } from './count.ts';
 
 declare const Bun: unknown;
@@ -65,11 +67,6 @@ export async function inspectContainers(realDocker: string, refs: string[], env:
   return parsed.data;
 }
 
-/** The daemon's socket cannot be reached (not running, no permission): the real CLI would fail too. */
-export class DaemonUnreachable extends DockerError {
-  override name = 'DaemonUnreachable';
-}
-
 /** What gpuguard reads of an image: its labels (ownership evidence must not come from them). */
 export const ImageDetails = z.looseObject({
   Id: z.string(),
@@ -124,25 +121,12 @@ export async function dockerReader(opts: ReaderOptions): Promise<DockerReader> {
 }
 
 function socketReader(socket: string, apiGet: typeof import('./api.ts').apiGet): DockerReader {
-  const get = async (path: string) => {
-    try {
-      return await apiGet(socket, path);
-    } catch (err) {
-      throw new DaemonUnreachable(`cannot reach the Docker daemon at unix://${socket} (${(err as NodeJS.ErrnoException).code ?? String(err)}); is dockerd running and may you use its socket?`, 1, { cause: err });
-    }
-  };
-  const failure = (what: string, r: { status: number; body: unknown }) =>
-    new DockerError(`${what}: ${typeof r.body === 'object' && r.body && 'message' in r.body ? String((r.body as { message: unknown }).message) : `HTTP ${r.status}`}`);
+  const get = (path: string) => engineRead(socket, path, apiGet);
   return {
     async listContainerIds(filters) {
-      return (await this.listContainers(filters)).map((c) => c.Id);
+      return (await listContainersOn(socket, filters)).map((c) => c.Id);
     },
-    async listContainers(filters) {
-      const q = filters ? `&filters=${encodeURIComponent(JSON.stringify(Object.fromEntries(Object.entries(filters).map(([k, vs]) => [k, Object.fromEntries(vs.map((v) => [v, true]))]))))}` : '';
-      const r = await get(`/containers/json?all=1${q}`);
-      if (r.status !== 200) throw failure('listing containers failed', r);
-      return parseContainerList(r.body);
-    },
+    listContainers: (filters) => listContainersOn(socket, filters),
     async inspectContainers(refs) {
       const found = new Map<string, ContainerDetails>();
       const missing: string[] = [];
@@ -150,7 +134,7 @@ function socketReader(socket: string, apiGet: typeof import('./api.ts').apiGet):
         refs.map(async (ref) => {
           const r = await get(`/containers/${encodeURIComponent(ref)}/json`);
           if (r.status === 404) return void missing.push(ref);
-          if (r.status !== 200) throw failure(`inspecting container ${ref} failed`, r);
+          if (r.status !== 200) throw engineFailure(`inspecting container ${ref} failed`, r);
           const parsed = ContainerDetails.safeParse(r.body);
           if (!parsed.success) throw new DockerError(`container ${ref}: unexpected inspect shape: ${parsed.error.issues[0]?.message}`);
           found.set(ref, parsed.data);
@@ -158,33 +142,9 @@ function socketReader(socket: string, apiGet: typeof import('./api.ts').apiGet):
       );
       return { found, missing };
     },
-    async imageLabels(ids) {
-      const out = new Map<string, Record<string, string>>();
-      let wanted = [...new Set(ids)];
-      if (wanted.length > INSPECT_IMAGES_UP_TO) {
-        // One list holds every tagged or dangling image with its labels; an
-        // intermediate image (hidden from the list) is inspected below.
-        const r = await get('/images/json');
-        if (r.status !== 200) throw failure('listing images failed', r);
-        const want = new Set(wanted);
-        for (const img of parseImageList(r.body)) if (want.has(img.Id)) out.set(img.Id, img.Labels ?? {});
-        wanted = wanted.filter((id) => !out.has(id));
-      }
-      await Promise.all(
-        wanted.map(async (id) => {
-          const r = await get(`/images/${encodeURIComponent(id)}/json`);
-          if (r.status !== 200) return;
-          const parsed = ImageDetails.safeParse(r.body);
-          if (parsed.success) out.set(id, parsed.data.Config?.Labels ?? {});
-        }),
-      );
-      return out;
-    },
+    imageLabels: (ids) => imageLabelsOn(socket, ids),
   };
 }
-
-/** Up to this many images, one inspect each costs less than listing every image on the host. */
-const INSPECT_IMAGES_UP_TO = 2;
 
 function cliReader(real: string, globalArgs: string[], env: NodeJS.ProcessEnv): DockerReader {
   return {
@@ -302,59 +262,6 @@ export async function engineGet(socket: string, path: string): Promise<{ status:
   } catch (err) {
     throw new DockerError(`cannot reach the Docker daemon at ${socket}: ${(err as Error).message}; is dockerd running and are you in the docker group?`, 1, { cause: err });
   }
-}
-
-/**
- * One row of `GET /containers/json?all=1`: names, state, labels, image id and
- * mounts — what owner detection (ownership/detect.ts `subjectOfListed`) and
- * the GPU holdings need, without inspecting each container.
- */
-export interface ContainerSummary {
-  Id: string;
-  Names?: string[] | null;
-  /** The image as named at create (or its id once the tag moved). */
-  Image?: string;
-  /** The image id, sha256:… */
-  ImageID?: string;
-  State?: string;
-  Labels?: Record<string, string> | null;
-  /** Seconds since the epoch. */
-  Created?: number;
-  Mounts?: { Type?: string; Source?: string; Destination?: string }[] | null;
-}
-
-const isStringRecord = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');
-
-/**
- * The container list, checked by hand, not with zod: it runs on every GPU
- * request and `docker ps`, and zod's first parse costs 2–3 ms (measured).
- * Unknown fields are kept.
- */
-export function parseContainerList(data: unknown): ContainerSummary[] {
-  const bad = (why: string) => new DockerError(`docker API /containers/json returned an unexpected shape: ${why}`);
-  if (!Array.isArray(data)) throw bad('not a list');
-  for (const [i, c] of data.entries()) {
-    if (!c || typeof c !== 'object' || typeof (c as { Id?: unknown }).Id !== 'string') throw bad(`entry ${i} has no Id`);
-    const { Names, State, Labels, Created, Image, ImageID, Mounts } = c as Record<string, unknown>;
-    if (Names != null && !(Array.isArray(Names) && Names.every((n) => typeof n === 'string'))) throw bad(`entry ${i}: Names`);
-    for (const [k, v] of [['State', State], ['Image', Image], ['ImageID', ImageID]] as const) if (v !== undefined && typeof v !== 'string') throw bad(`entry ${i}: ${k}`);
-    if (Labels != null && !isStringRecord(Labels)) throw bad(`entry ${i}: Labels`);
-    if (Created !== undefined && typeof Created !== 'number') throw bad(`entry ${i}: Created`);
-    if (Mounts != null && !(Array.isArray(Mounts) && Mounts.every((m) => m && typeof m === 'object' && ['Type', 'Source', 'Destination'].every((k) => (m as Record<string, unknown>)[k] === undefined || typeof (m as Record<string, unknown>)[k] === 'string')))) throw bad(`entry ${i}: Mounts`);
-  }
-  return data as ContainerSummary[];
-}
-
-/** `GET /images/json` rows: id and labels (checked by hand, as the container list). */
-export function parseImageList(data: unknown): { Id: string; Labels?: Record<string, string> | null }[] {
-  const bad = (why: string) => new DockerError(`docker API /images/json returned an unexpected shape: ${why}`);
-  if (!Array.isArray(data)) throw bad('not a list');
-  for (const [i, img] of data.entries()) {
-    if (!img || typeof img !== 'object' || typeof (img as { Id?: unknown }).Id !== 'string') throw bad(`entry ${i} has no Id`);
-    const labels = (img as { Labels?: unknown }).Labels;
-    if (labels != null && !isStringRecord(labels)) throw bad(`entry ${i}: Labels`);
-  }
-  return data as { Id: string; Labels?: Record<string, string> | null }[];
 }
 
 /** An inspected container in the list's shape (for the CLI reader, which has no list with labels). */

@@ -94,6 +94,34 @@ export const RuntimeRule = z.strictObject({
   mounts: z.array(MountRule).optional(),
 });
 
+/** A host path a user may bind: absolute; `{home}` and `{user}` filled in per user; `dir/*` for everything below dir. */
+const BindRoot = z
+  .string()
+  .refine((s) => s.startsWith('/') || s.startsWith('{home}'), { error: 'expected an absolute path, "{home}" or a path starting with it' })
+  .refine((s) => !/\{(?!home\}|user\})[^}]*\}/.test(s), { error: 'expected only {home} and {user} as placeholders' })
+  .refine((s) => !s.slice(0, -2).includes('*') && (!s.includes('*') || s.endsWith('/*')), { error: 'expected "*" only as a whole last component ("dir/*")' });
+
+/**
+ * What a non-admin's container may ask for. Absent: nothing is refused on
+ * these grounds (the seeds' behaviour). Present: every key left out takes
+ * its safe value (false, no capabilities, binds only under {home}).
+ */
+export const SecuritySchema = z.strictObject({
+  privileged: z.boolean().default(false),
+  /** Capabilities a user may add (SYS_PTRACE or CAP_SYS_PTRACE; "ALL" for all). */
+  capAdd: z.array(z.string().regex(/^(CAP_)?[A-Za-z_]+$/, { error: 'expected a capability name such as SYS_PTRACE' })).default([]),
+  /** --device, --device-cgroup-rule (GPUs come from the allocator either way). */
+  devices: z.boolean().default(false),
+  /** --pid/--ipc/--network/--uts/--userns/--cgroupns host. */
+  hostNamespaces: z.boolean().default(false),
+  /** --volumes-from, --link, --network/--pid/--ipc container:<a container of another user>. */
+  otherUsersContainers: z.boolean().default(false),
+  /** --security-opt seccomp=/apparmor=/systempaths=unconfined, label=…, custom seccomp profiles. */
+  unconfined: z.boolean().default(false),
+  /** Host paths a user may mount, by any spelling of a bind; judged after resolving symlinks and "..". */
+  binds: z.array(BindRoot).default(['{home}']),
+});
+
 export const PolicySchema = z
   .strictObject({
     version: z.literal(1, { error: 'expected version: 1' }),
@@ -131,6 +159,7 @@ export const PolicySchema = z
         rules: z.array(RuntimeRule).optional(),
       })
       .default({ onPolicyError: 'open', gpuEnv: 'sanitize' }),
+    security: SecuritySchema.optional(),
     events: z
       .strictObject({ log: z.string().startsWith('/', { error: 'expected an absolute path' }).default('/var/log/gpuguard/events.jsonl') })
       .default({ log: '/var/log/gpuguard/events.jsonl' }),
@@ -161,6 +190,7 @@ export type AggregateT = z.output<typeof Aggregate>;
 export type GpuQuotaT = z.output<typeof GpuQuotaSchema>;
 export type RuntimeRuleT = z.output<typeof RuntimeRule>;
 export type MountRuleT = z.output<typeof MountRule>;
+export type SecurityT = z.output<typeof SecuritySchema>;
 
 /** The rules a host with no explicit `runtime.rules` gets (defined beside the rule matching, which must not load zod). */
 export { DEFAULT_RUNTIME_RULES } from './runtime-rules.ts';

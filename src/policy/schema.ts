@@ -97,9 +97,9 @@ export const RuntimeRule = z.strictObject({
 /** A host path a user may bind: absolute; `{home}` and `{user}` filled in per user; `dir/*` for everything below dir. */
 const BindRoot = z
   .string()
-  .refine((s) => s.startsWith('/') || s.startsWith('{home}'), { error: 'expected an absolute path, "{home}" or a path starting with it' })
-  .refine((s) => !/\{(?!home\}|user\})[^}]*\}/.test(s), { error: 'expected only {home} and {user} as placeholders' })
-  .refine((s) => !s.slice(0, -2).includes('*') && (!s.includes('*') || s.endsWith('/*')), { error: 'expected "*" only as a whole last component ("dir/*")' });
+  .regex(/^(?:\/|\{home\})(?:[^*{}]|\{home\}|\{user\})*(?:(?<=\/)\*)?$/, {
+    error: 'expected an absolute path or one starting with {home}, with {home} and {user} as the only placeholders and "*" only as "dir/*"',
+  });
 
 /**
  * What a non-admin's container may ask for. Absent: nothing is refused on

@@ -48,10 +48,12 @@ test('schema: a security block with keys left out takes the safe values', () => 
   const p = parsePolicy('version: 1\nsecurity: {capAdd: [NET_ADMIN]}\n', 's.yaml');
   assert.deepEqual(p.security, { privileged: false, capAdd: ['NET_ADMIN'], devices: false, hostNamespaces: false, otherUsersContainers: false, unconfined: false, binds: ['{home}'] });
   assert.equal(open.security, undefined);
+  assert.deepEqual(parsePolicy('version: 1\nsecurity: {binds: ["/*", "{home}/*", "{home}", "/scratch/{user}/x"]}\n', 's.yaml').security?.binds.length, 4);
   for (const [bad, msg] of [
-    ['binds: [srv]', /expected an absolute path, "\{home\}"/],
-    ['binds: ["/data/{group}"]', /only \{home\} and \{user\}/],
-    ['binds: ["/srv/*/x"]', /"\*" only as a whole last component/],
+    ['binds: [srv]', /expected an absolute path or one starting with \{home\}/],
+    ['binds: ["/data/{group}"]', /\{home\} and \{user\} as the only placeholders.*got "\/data\/\{group\}"/],
+    ['binds: ["/srv/*/x"]', /"\*" only as "dir\/\*"/],
+    ['binds: ["/srv*"]', /"\*" only as "dir\/\*"/],
     ['capAdd: ["SYS ADMIN"]', /capability name/],
     ['bogus: true', /bogus/],
   ] as const) {

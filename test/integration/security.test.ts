@@ -214,6 +214,15 @@ describe('docker through the shim: positive controls', () => {
     assert.ok((ev.reasons as string[]).some((x) => x.startsWith('deny security.hostNamespaces: --pid host')), JSON.stringify(ev.reasons));
   });
 
+  test('gpuguard policy show: what this user may mount, filled in', async (t) => {
+    if (missing(t, needs)) return;
+    const r = await runAs('root', BINARY, ['policy', 'show', '--user', 'bob'], { env, extendEnv: false });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^security: +binds under ${homeOf('bob')}, ${vars['@SRV@']}/\\*, ${vars['@SCRATCH@']}/bob; cap-add SYS_PTRACE; no privileged; no devices; no host namespaces; no other users' containers; no unconfined$`, 'm'));
+    const admin = await runAs('root', BINARY, ['policy', 'show', '--user', 'dsadmin', '--json'], { env, extendEnv: false });
+    assert.equal(JSON.parse(admin.stdout).security.neverRefused, true);
+  });
+
   test('gpuguard explain shows the security decisions, allowed and refused', async (t) => {
     if (missing(t, needs)) return;
     const r = await runAs('bob', BINARY, ['explain', '--', 'docker', 'run', '-v', `${bobDir}/data:/d`, '-v', `${bobDir}/etc-link:/x`, '--cap-add', 'SYS_PTRACE', 'bb'], { env, extendEnv: false, cwd: bobDir });

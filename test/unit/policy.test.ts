@@ -14,6 +14,12 @@ test('the DESIGN.md example policy is valid', () => {
   assert.equal(p.runtime.rules?.length, 3);
   assert.equal(p.groups.students?.limits?.memory, '32g');
   assert.deepEqual(p.security?.binds, ['{home}', '/srv/*', '/scratch/{user}']);
+  assert.deepEqual(p.api, { listen: '/var/run/docker.sock', upstream: '/run/gpuguard-dockerd/docker.sock', group: 'docker', mode: '0660' });
+});
+
+test('api: defaults without the key; an upstream of its own', () => {
+  assert.deepEqual(builtinPolicy().api, { listen: '/var/run/docker.sock', upstream: '/run/gpuguard-dockerd/docker.sock', group: 'docker', mode: '0660' });
+  assert.equal(parsePolicy('version: 1\napi: {listen: /run/face.sock}\n', 'p.yaml').api.upstream, '/run/gpuguard-dockerd/docker.sock');
 });
 
 const invalid: [string, string, string][] = [
@@ -31,6 +37,8 @@ const invalid: [string, string, string][] = [
   ['bad bind root', 'version: 1\nsecurity:\n  binds: [srv/x]\n', 'p.yaml:3:11: security.binds.0: expected an absolute path or one starting with {home}, with {home} and {user} as the only placeholders and "*" only as "dir/*", got "srv/x"'],
   ['not a mapping', '- a\n- b\n', 'p.yaml:1:1: expected a mapping of policy keys (version, groups, …), got a list'],
   ['bad duration', 'version: 1\ngpu: {holdAfterStop: soon}\n', 'p.yaml:2:22: gpu.holdAfterStop: expected a duration such as 10s, 30m or 1h, got "soon"'],
+  ['unquoted socket mode', 'version: 1\napi: {mode: 0660}\n', 'p.yaml:2:13: api.mode: expected an octal mode in quotes, such as "0660"'],
+  ['upstream is the listen socket', 'version: 1\napi: {listen: /run/d.sock, upstream: /run/d.sock}\n', 'p.yaml:2:38: api.upstream: the same path as api.listen (/run/d.sock): dockerd needs a socket of its own behind the face'],
   ['relative mount source', 'version: 1\nruntime:\n  rules:\n    - name: x\n      mounts: [{source: srv, destination: /srv}]\n', 'p.yaml:5:25: runtime.rules.0.mounts.0.source: expected an absolute path, got "srv"'],
 ];
 for (const [name, text, message] of invalid) {

@@ -13,6 +13,8 @@ export interface Identity {
   uid: number;
   /** Names of every unix group the user is in, primary included. */
   unixGroups: string[];
+  /** The home directory the user database gives (never $HOME, which the user sets). */
+  home?: string;
 }
 
 export class IdentityError extends GpuguardError {
@@ -32,5 +34,5 @@ export function currentIdentity(env: NodeJS.ProcessEnv = process.env, realUid: n
 export function lookupUser(nameOrUid: string): Identity {
   const entry = passwdEntry(nameOrUid);
   if (!entry) throw new IdentityError(`user "${nameOrUid}" is not in the user database (getent passwd); ask an admin to add the account`, 1);
-  return { user: entry.user, uid: entry.uid, unixGroups: groupNames(entry) };
+  return { user: entry.user, uid: entry.uid, unixGroups: groupNames(entry), ...(entry.home?.startsWith('/') ? { home: entry.home } : {}) };
 }

@@ -12,6 +12,8 @@ export interface PasswdEntry {
   user: string;
   uid: number;
   gid: number;
+  /** The home directory (pw_dir). */
+  home: string;
 }
 
 declare const Bun: unknown;
@@ -54,7 +56,7 @@ function loadFfi(): Ffi | null {
 const ERANGE = 34;
 const cstr = (s: string) => Buffer.from(`${s}\0`, 'utf8');
 
-/* glibc's `struct passwd` (LP64): pw_name at 0, pw_uid at 16, pw_gid at 20, 48 bytes; `struct group`: gr_name at 0, 32 bytes. */
+/* glibc's `struct passwd` (LP64): pw_name at 0, pw_uid at 16, pw_gid at 20, pw_dir at 32, 48 bytes; `struct group`: gr_name at 0, 32 bytes. */
 function passwdFfi(f: Ffi, key: string): PasswdEntry | undefined {
   let out: PasswdEntry | undefined;
   const byUid = /^\d+$/.test(key);
@@ -68,7 +70,7 @@ function passwdFfi(f: Ffi, key: string): PasswdEntry | undefined {
       : f.libc.getpwnam_r(f.ptr(name), f.ptr(record), f.ptr(buf), len, f.ptr(result));
     if (rc === ERANGE) continue;
     if (rc !== 0 || result[0] === 0n) return undefined;
-    out = { user: f.cstring(Number(record.readBigUInt64LE(0))), uid: record.readUInt32LE(16), gid: record.readUInt32LE(20) };
+    out = { user: f.cstring(Number(record.readBigUInt64LE(0))), uid: record.readUInt32LE(16), gid: record.readUInt32LE(20), home: f.cstring(Number(record.readBigUInt64LE(32))) };
     void buf;
     break;
   }
@@ -117,8 +119,8 @@ export function passwdEntry(key: string): PasswdEntry | undefined {
   } catch {
     return undefined;
   }
-  const [user, , uid, gid] = line.split('\n')[0]!.split(':');
-  return user && uid !== undefined && /^\d+$/.test(uid) ? { user, uid: Number(uid), gid: Number(gid) } : undefined;
+  const [user, , uid, gid, , home] = line.split('\n')[0]!.split(':');
+  return user && uid !== undefined && /^\d+$/.test(uid) ? { user, uid: Number(uid), gid: Number(gid), home: home ?? '' } : undefined;
 }
 
 /** `id -Gn USER`: the names of every group the user is in, the primary one included. */

@@ -181,8 +181,8 @@ export async function guardShimCommand(args: readonly string[], g: ShimGlobals, 
   if (what.kind === 'other' || !hasWork(what, rest)) return [...args];
   const listing = isListing(what, rest);
   // A listing on a local socket: ask dockerd for the list now, while the policy and the user are read
-  // (a user who may see everything leaves the answer unread).
-  const socket = target.local ? target.socket : undefined;
+  // (an admin, who may see everything, leaves the answer unread; root never asks).
+  const socket = target.local && process.getuid?.() !== 0 ? target.socket : undefined;
   const listed = listing && socket !== undefined ? import('../docker/lists.ts').then((m) => m.listContainersOn(socket, listingFilters(what, rest))) : undefined;
   listed?.catch(() => {}); // awaited in guard(), or not needed
   // One-shot validation of inspects: zod's compiled (JIT) parsers cost more to build than they save here.

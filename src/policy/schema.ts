@@ -26,12 +26,12 @@ export const Duration = z.union([
  * or `never` (a group turning off what the top level sets). No bare numbers:
  * `maxRuntime: 7` would be read as 7 seconds by someone who meant 7 days.
  */
-export const LifecycleDuration = z.union([z.literal('never'), z.string().regex(/^[1-9]\d*(s|m|h|d)$/)], {
-  error: 'expected a duration with a unit such as 30s, 20m, 2h or 7d, or never',
-});
+const LIFECYCLE_DURATION = 'expected a whole number above 0 with a unit (s, m, h, d) such as 30s, 20m, 2h or 7d, or never';
+export const LifecycleDuration = z.union([z.literal('never'), z.string().regex(/^[1-9]\d*(s|m|h|d)$/, { error: LIFECYCLE_DURATION })], { error: LIFECYCLE_DURATION });
 
 /** The same grammar where zero makes sense (a warning or a grace period of none). */
-const LifecycleSpan = z.string().regex(/^(0|[1-9]\d*)(s|m|h|d)$/, { error: 'expected a duration with a unit such as 0s, 30s, 20m or 2h' });
+const LIFECYCLE_SPAN = 'expected a whole number with a unit (s, m, h, d) such as 0s, 30s, 20m or 2h';
+const LifecycleSpan = z.string({ error: LIFECYCLE_SPAN }).regex(/^(0|[1-9]\d*)(s|m|h|d)$/, { error: LIFECYCLE_SPAN });
 
 const positive = () => z.number().positive({ error: 'expected a number greater than 0' });
 const count = () => z.number().int({ error: 'expected a whole number' }).nonnegative({ error: 'expected a whole number, 0 or more' });
@@ -83,13 +83,13 @@ export const LifecycleRules = z.strictObject({
   stopTimeout: LifecycleSpan.optional(),
 });
 
+const NOTIFY = 'expected the absolute path of a program, or a list [program, arg…] that starts with one';
+
 /** The top-level `lifecycle`: the rules, and who is told about warnings. */
 export const Lifecycle = LifecycleRules.extend({
   /** A program run for each warning as `PROGRAM… USER MESSAGE` (no shell): a path, or an argv list. */
   notify: z
-    .union([z.string().startsWith('/'), z.array(z.string().min(1)).min(1).refine((a) => a[0]!.startsWith('/'))], {
-      error: 'expected the absolute path of a program, or a list [program, arg…] starting with one',
-    })
+    .union([z.string().startsWith('/', { error: NOTIFY }), z.array(z.string().min(1, { error: NOTIFY }), { error: NOTIFY }).min(1, { error: NOTIFY }).refine((a) => a[0]!.startsWith('/'), { error: NOTIFY })], { error: NOTIFY })
     .optional(),
 });
 

@@ -7,6 +7,7 @@
  * applies the answers and writes one event per action (`"face":"reap"`).
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { GpuguardError, UsageError } from '../errors.ts';
 import { appendEvent, type GpuguardEvent } from '../events/log.ts';
 import { engineSocket, type ContainerDetails } from '../docker/gateway.ts';
@@ -407,9 +408,9 @@ async function removeContainer(engine: Engine, id: string): Promise<void> {
   if (r.status !== 204 && r.status !== 404) throw new GpuguardError(`docker rm answered ${r.status}: ${messageOf(r.body)}`);
 }
 
-/** SIGTERM, then SIGKILL after a grace period; only while the pid is still the process that was attributed (same start time). */
+/** SIGTERM, then SIGKILL after a grace period; only while the pid is still the process that was attributed (same start time and uid, not yet a zombie). */
 async function killProcess(p: GpuProcess): Promise<void> {
-  const same = () => hostProc.startTime(p.pid) === (p.startTime ?? undefined) && hostProc.uid(p.pid) === (p.uid ?? undefined);
+  const same = () => p.startTime !== null && hostProc.startTime(p.pid) === p.startTime && hostProc.uid(p.pid) === (p.uid ?? undefined) && !isZombie(p.pid);
   if (!same()) return;
   process.kill(p.pid, 'SIGTERM');
   const deadline = Date.now() + KILL_GRACE_MS;
@@ -418,6 +419,15 @@ async function killProcess(p: GpuProcess): Promise<void> {
     if (!same()) return;
   }
   process.kill(p.pid, 'SIGKILL');
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return true;
+  }
 }
 
 /** Run `lifecycle.notify` as `PROGRAM… USER MESSAGE` (no shell), with the facts in the environment too. */

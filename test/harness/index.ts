@@ -3,3 +3,4 @@ export * from './proc.ts';
 export * from './users.ts';
 export * from './dockerd.ts';
 export * from './nvidia-smi.ts';
+export * from './api-proxy.ts';

@@ -13,7 +13,7 @@
 import { z } from 'zod';
 import { apiRequest, type ApiResponse } from '../docker/api.ts';
 import { readContainerRecord, type ContainerRecord } from '../docker/disk.ts';
-import { ContainerDetails, DockerError } from '../docker/gateway.ts';
+import { ContainerDetails, DockerError, parseContainerList, parseImageList, type ContainerSummary } from '../docker/gateway.ts';
 import { loadInventory, type Inventory } from '../gpu/inventory.ts';
 import { queryComputeApps, type ComputeApp } from '../gpu/processes.ts';
 
@@ -44,12 +44,12 @@ export function messageOf(body: unknown): string {
 }
 
 const Info = z.looseObject({ DockerRootDir: z.string().optional() });
-const Listed = z.array(z.looseObject({ Id: z.string(), State: z.string().optional() }));
-const Images = z.array(z.looseObject({ Id: z.string(), Labels: z.record(z.string(), z.string()).nullable().optional() }));
 const InspectExtra = z.looseObject({ State: z.looseObject({ Pid: z.number().optional() }), Config: z.looseObject({ StopTimeout: z.number().nullable().optional() }) });
 
 export interface DockerFacts {
   containers: ContainerRecord[];
+  /** The list's row of each container (what owner detection reads, as for `docker ps`). */
+  rows: Map<string, ContainerSummary>;
   /** Image id → labels. */
   images: Map<string, Record<string, string>>;
   /** How many records came from dockerd's files, how many from an inspect. */
@@ -66,8 +66,8 @@ function parse<T>(schema: z.ZodType<T>, data: unknown, what: string): T {
 export async function readDockerFacts(engine: Engine): Promise<DockerFacts> {
   const [info, list, images] = await Promise.all([engine.getJson('/info'), engine.getJson('/containers/json?all=1'), engine.getJson('/images/json?all=1')]);
   const dataRoot = parse(Info, info, '/info').DockerRootDir;
-  const listed = parse(Listed, list, '/containers/json');
-  const labels = new Map(parse(Images, images, '/images/json').map((i) => [i.Id, i.Labels ?? {}]));
+  const listed = parseContainerList(list);
+  const labels = new Map(parseImageList(images).map((i) => [i.Id, i.Labels ?? {}]));
   const containers: ContainerRecord[] = [];
   const inspect: string[] = [];
   for (const c of listed) {
@@ -78,7 +78,7 @@ export async function readDockerFacts(engine: Engine): Promise<DockerFacts> {
   }
   const inspected = await Promise.all(inspect.map((id) => inspectRecord(engine, id)));
   for (const r of inspected) if (r) containers.push(r);
-  return { containers, images: labels, fromDisk: containers.length - inspected.filter(Boolean).length, fromApi: inspected.filter(Boolean).length };
+  return { containers, rows: new Map(listed.map((c) => [c.Id, c])), images: labels, fromDisk: containers.length - inspected.filter(Boolean).length, fromApi: inspected.filter(Boolean).length };
 }
 
 async function inspectRecord(engine: Engine, id: string): Promise<ContainerRecord | undefined> {

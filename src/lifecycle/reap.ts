@@ -10,14 +10,14 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { GpuguardError, UsageError } from '../errors.ts';
 import { appendEvent, type GpuguardEvent } from '../events/log.ts';
-import { engineSocket, type ContainerDetails } from '../docker/gateway.ts';
+import { engineSocket, summaryOfInspect, type ContainerDetails } from '../docker/gateway.ts';
 import type { ContainerRecord } from '../docker/disk.ts';
 import { isZeroTime } from '../docker/disk.ts';
 import { resolveIds } from '../gpu/allocate.ts';
 import { attributeProcesses, hostProc, type GpuProcess } from '../gpu/processes.ts';
 import { containerGpus, gpuIdsOf, holdingsFromContainers } from '../gpu/state.ts';
-import { detectOwner, type Owner } from '../ownership/detect.ts';
-import { hostFacts } from '../ownership/facts.ts';
+import type { Owner } from '../ownership/detect.ts';
+import { ownersOfList } from '../ownership/facts.ts';
 import { resolveUser } from '../policy/effective.ts';
 import { lookupUser, type Identity } from '../policy/identity.ts';
 import {
@@ -28,7 +28,7 @@ import { loadPolicy } from '../policy/load.ts';
 import type { Policy } from '../policy/schema.ts';
 import { parseDuration } from '../policy/units.ts';
 import { cgroupCpuNs } from '../sys/cgroup.ts';
-import { Engine, messageOf, readDockerFacts, readGpuFacts } from './facts.ts';
+import { Engine, messageOf, readDockerFacts, readGpuFacts, type DockerFacts } from './facts.ts';
 import { DEFAULT_REAP_STATE, lockReaper, readReapState, writeReapState, type ReapState } from './state.ts';
 
 const USAGE = 'usage: gpuguard reap [--dry-run] [--json] [--state FILE]';
@@ -165,8 +165,7 @@ async function reap(o: Options, state: ReapState, warnings: string[]): Promise<R
   const readCalls = engine.calls;
   const prefix = policy.labelPrefix;
 
-  const ownerFacts = hostFacts(docker.images);
-  const owners = new Map(docker.containers.map((r) => [r.details.Id, ownerOf(r.details, prefix, ownerFacts)]));
+  const owners = await ownersOf(docker, prefix);
   const holdAfterStopMs = parseDuration(policy.gpu.holdAfterStop) ?? 0;
   const holdings = holdingsFromContainers(docker.containers.map((r) => containerGpus(r.details)), gpu.inventory, { labelPrefix: prefix, holdAfterStopMs, now: new Date(now) });
   const known = new Map(docker.containers.map((r) => [r.details.Id, { name: nameOf(r.details), user: owners.get(r.details.Id)!.user, uid: owners.get(r.details.Id)!.uid }]));
@@ -350,9 +349,17 @@ function nameOf(c: ContainerDetails): string {
   return c.Name.replace(/^\//, '');
 }
 
-/** The ownership module decides (its evidence rules); kept behind one function so its source of facts can change in one place. */
-function ownerOf(c: ContainerDetails, prefix: string, facts: ReturnType<typeof hostFacts>): Owner {
-  return detectOwner(c, prefix, facts);
+/**
+ * Owners as `docker ps` decides them (ownership/facts.ts ownersOfList: the
+ * list's rows and the image labels, read once above), by container id. A
+ * container the list did not have (none: records come from the list) falls
+ * back to its record.
+ */
+async function ownersOf(docker: DockerFacts, prefix: string): Promise<Map<string, Owner>> {
+  const images = { imageLabels: async (ids: string[]) => new Map(ids.filter((id) => docker.images.has(id)).map((id) => [id, docker.images.get(id)!])) };
+  const rows = docker.containers.map((r) => docker.rows.get(r.details.Id) ?? summaryOfInspect(r.details));
+  const { owners } = await ownersOfList(images, rows, prefix);
+  return new Map(rows.map((row, i) => [row.Id, owners[i]!]));
 }
 
 /** Users looked up once per run (getent, id). A user gone from the database keeps the name the evidence gave. */

@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  BINARY, IS_ROOT, ensureTestUsers, fakeNvidiaSmi, installFace, missing, run, runAs, setComputeApps, startDockerd, type PrivateDockerd,
+  BINARY, IS_ROOT, countingProxy, ensureTestUsers, fakeNvidiaSmi, installFace, missing, run, runAs, setComputeApps, startDockerd, type PrivateDockerd,
 } from '../harness/index.ts';
 
 let d: PrivateDockerd | undefined;
@@ -162,6 +162,36 @@ test('windows of seconds: idle warned then stopped, busy until maxRuntime, stopp
   assert.deepEqual([st.uid, st.mode & 0o777], [0, 0o600]);
   assert.match(summary, /; 3 Docker API calls to read$/m);
   await rmAll();
+});
+
+test('Docker API calls to decide do not grow with the containers on the host (counted by a proxy): no inspect, owners from the list', async (t) => {
+  if (missing(t, { root: true, commands: ['dockerd', 'runuser'] })) return;
+  const { smi } = smiFor('count', 'a100-7x1g');
+  const proxy = await countingProxy(d!.socket, join(dir, 'count.sock'));
+  try {
+    const env = { ...envFor(policy('count', 'lifecycle: {removeStoppedAfter: 1d, idleAfter: 1d}\n'), smi), DOCKER_HOST: `unix://${proxy.socket}` };
+    const stateFile = join(dir, 'count-state', 'reap.json');
+    assert.equal((await runAs('alice', shim, ['run', '-d', '--name', 'c0', 'bb', 'sleep', '600'], { env: { ...env, DOCKER_HOST: d!.host } })).code, 0);
+    for (let i = 1; i < 3; i++) assert.equal((await d!.docker(['create', '--name', `c${i}`, 'bb'])).code, 0);
+    const counted = async (n: number) => {
+      proxy.calls.length = 0;
+      const r = await reap(env, stateFile, ['--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const j = JSON.parse(r.stdout);
+      assert.equal(j.containers.length, n);
+      assert.equal(j.recordsFromApi, 0, 'every record from dockerd\'s files');
+      assert.equal(j.containers.find((c: { name: string }) => c.name === 'c0').owner, 'alice');
+      return proxy.calls.map((c) => `${c.method} ${c.path}`).sort();
+    };
+    const few = await counted(3);
+    for (let i = 3; i < 23; i++) assert.equal((await d!.docker(['create', '--name', `c${i}`, 'bb'])).code, 0);
+    const many = await counted(23);
+    assert.deepEqual(many, few);
+    assert.deepEqual(few, ['GET /containers/json?all=1', 'GET /images/json?all=1', 'GET /info']);
+  } finally {
+    await proxy.close();
+    await rmAll();
+  }
 });
 
 test('--dry-run changes nothing and says what it would do; reap is root\'s; bad arguments are refused', async (t) => {

@@ -177,7 +177,7 @@ async function reap(o: Options, state: ReapState, warnings: string[]): Promise<R
   if (!attributed && 'unavailable' in gpu.apps) warnings.push(`GPU processes unknown (${gpu.apps.unavailable}): no GPU container is taken for idle`);
 
   // ---- decide, container by container
-  const plans: { r: ContainerRecord; report: ContainerReport; decision: LifecycleDecision; rules: LifecycleRules; message?: string }[] = [];
+  const plans: { r: ContainerRecord; report: ContainerReport; decision: LifecycleDecision; rules: LifecycleRules; quiet: boolean }[] = [];
   const liveIds = new Set<string>();
   for (const r of docker.containers) {
     const c = r.details;
@@ -223,11 +223,19 @@ async function reap(o: Options, state: ReapState, warnings: string[]): Promise<R
     );
     if (decision.warned) memory.warned = decision.warned;
     else delete memory.warned;
+    // mode audit acts on nothing, so the same stop or removal is due at every run: logged once.
+    let quiet = false;
+    if (audit && (decision.action === 'stop' || decision.action === 'remove')) {
+      const key = `${decision.rule}@${decision.due}`;
+      quiet = memory.audited === key;
+      memory.audited = key;
+    } else delete memory.audited;
     const { devices, unknown } = resolveIds(gpuIds, gpu.inventory);
     plans.push({
       r,
       rules,
       decision,
+      quiet,
       report: {
         id: c.Id,
         name: nameOf(c),
@@ -248,7 +256,7 @@ async function reap(o: Options, state: ReapState, warnings: string[]): Promise<R
       },
     });
   }
-  for (const [id, m] of Object.entries(state.containers)) if (!liveIds.has(id) || (!m.activity && !m.warned)) delete state.containers[id];
+  for (const [id, m] of Object.entries(state.containers)) if (!liveIds.has(id) || (!m.activity && !m.warned && !m.audited)) delete state.containers[id];
 
   // ---- host GPU processes
   const processPlans: { p: GpuProcess; decision: HostProcessDecision; report: ProcessReport; key: string }[] = [];
@@ -271,7 +279,7 @@ async function reap(o: Options, state: ReapState, warnings: string[]): Promise<R
     if (!o.dryRun) appendEvent(policy.events.log, { face: 'reap', ...e, ...(audit ? { audit: true } : {}) });
   };
   await inParallel(
-    plans.filter((x) => x.decision.action !== 'none'),
+    plans.filter((x) => x.decision.action !== 'none' && !x.quiet),
     PARALLEL_ACTIONS,
     async ({ r, decision, report, rules }) => {
       const c = r.details;

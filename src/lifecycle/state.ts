@@ -33,6 +33,8 @@ const ReapStateSchema = z.strictObject({
     z.strictObject({
       activity: ActivityMemory.optional(),
       warned: z.strictObject({ key: z.string(), at: z.number() }).optional(),
+      /** mode audit: the stop or removal already logged. */
+      audited: z.string().optional(),
     }),
   ),
   /** `<pid>:<start time>` → when its owner was warned. */

@@ -215,6 +215,18 @@ test('--dry-run changes nothing and says what it would do; reap is root\'s; bad 
   assert.equal(j.dryRun, true);
   assert.deepEqual(j.containers.map((c: { name: string; action: string; applied: boolean }) => `${c.name}:${c.action}:${c.applied}`).sort(), ['old:stop:false', 'stale:remove:false']);
 
+  // mode audit: the events say what would be done, once; nothing is done.
+  const auditEnv = envFor(policy('audit', 'mode: audit\nlifecycle: {maxRuntime: 1s, removeStoppedAfter: 1s}\n'), smi);
+  const auditState = join(dir, 'audit-state', 'reap.json');
+  for (let i = 0; i < 3; i++) {
+    const a = await reap(auditEnv, auditState);
+    assert.equal(a.code, 0, a.stderr);
+    if (i === 0) assert.match(a.stdout, /^reap: audit: would stop old /m);
+  }
+  const audited = events().filter((e) => e.audit === true);
+  assert.deepEqual(audited.map((e) => `${e.container}:${e.decision}`).sort(), ['old:stop', 'stale:remove']);
+  assert.deepEqual([await state('old'), await state('stale')], ['running', 'exited']);
+
   const asAlice = await runAs('alice', BINARY, ['reap', '--dry-run'], { env });
   assert.equal(asAlice.code, 1);
   assert.match(asAlice.stderr, /^gpuguard: gpuguard reap stops other users' containers .*: run it as root/);

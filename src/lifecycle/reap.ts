@@ -427,13 +427,20 @@ async function removeContainer(engine: Engine, id: string): Promise<void> {
 async function killProcess(p: GpuProcess): Promise<void> {
   const same = () => p.startTime !== null && hostProc.startTime(p.pid) === p.startTime && hostProc.uid(p.pid) === (p.uid ?? undefined) && !isZombie(p.pid);
   if (!same()) return;
-  process.kill(p.pid, 'SIGTERM');
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(p.pid, sig);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err; // gone already
+    }
+  };
+  signal('SIGTERM');
   const deadline = Date.now() + KILL_GRACE_MS;
   while (Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 100));
     if (!same()) return;
   }
-  process.kill(p.pid, 'SIGKILL');
+  if (same()) signal('SIGKILL');
 }
 
 function isZombie(pid: number): boolean {

@@ -130,18 +130,10 @@ async function namedProcesses(o: { env: NodeJS.ProcessEnv; policy: { labelPrefix
     const { owners } = await ownersOf(reader, list, o.policy.labelPrefix);
     list.forEach((c, i) => containers.set(c.Id, { name: c.Name.replace(/^\//, ''), user: owners[i]!.user, uid: owners[i]!.uid }));
   }
-  const { lookupUser } = await import('../policy/identity.ts');
-  const names = new Map<number, string | undefined>();
-  const userByUid = (uid: number) => {
-    if (!names.has(uid)) {
-      try {
-        names.set(uid, lookupUser(String(uid)).user);
-      } catch {
-        names.set(uid, undefined);
-      }
-    }
-    return names.get(uid);
-  };
+  const { userByUidAsync } = await import('../ownership/facts.ts');
+  const uids = [...new Set(q.apps.map((a) => proc.uid(a.pid)).filter((u): u is number => u !== undefined))];
+  const names = new Map(await Promise.all(uids.map(async (uid) => [uid, (await userByUidAsync(uid))?.user] as const)));
+  const userByUid = (uid: number) => names.get(uid);
   const r = attributeProcesses(q.apps, { proc, containers, userByUid, inventory: o.inventory, holdings: o.holdings });
   return { processes: r.processes, exited: r.exited.map((a) => a.pid) };
 }

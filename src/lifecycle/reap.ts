@@ -187,6 +187,7 @@ async function reap(o: Options, state: ReapState, warnings: string[]): Promise<R
     const rules = lifecycleFor(policy, group);
     const memory = (state.containers[c.Id] ??= {});
     const gpuIds = gpuIdsOf(c);
+    const gpuProcesses = attributed ? attributed.processes.filter((p) => p.id === c.Id).length : undefined;
     let activity: Activity | undefined;
     if (RUNNING.has(c.State.Status) && c.State.StartedAt) {
       activity = trackActivity(
@@ -195,7 +196,7 @@ async function reap(o: Options, state: ReapState, warnings: string[]): Promise<R
           startedAt: c.State.StartedAt,
           at: now,
           cpuNs: r.pid > 0 ? cgroupCpuNs(r.pid) : undefined,
-          gpuProcesses: attributed ? attributed.processes.filter((p) => p.id === c.Id).length : undefined,
+          gpuProcesses,
           hasGpu: gpuIds.length > 0,
         },
         rules.idleCpuPercent,
@@ -248,7 +249,7 @@ async function reap(o: Options, state: ReapState, warnings: string[]): Promise<R
         reason: decision.reason,
         due: decision.due !== undefined ? iso(decision.due) : null,
         activity: activity
-          ? { state: activity.state, cpuPercent: activity.cpuPercent ?? null, gpuProcesses: attributed ? attributed.processes.filter((p) => p.id === c.Id).length : null, idleSince: activity.idleSince !== undefined ? iso(activity.idleSince) : null }
+          ? { state: activity.state, cpuPercent: activity.cpuPercent ?? null, gpuProcesses: gpuProcesses ?? null, idleSince: activity.idleSince !== undefined ? iso(activity.idleSince) : null }
           : null,
         gpus: [...devices.map((d) => d.uuid), ...unknown],
         applied: false,

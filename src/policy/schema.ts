@@ -136,6 +136,24 @@ export const RuntimeRule = z.strictObject({
   mounts: z.array(MountRule).optional(),
 });
 
+/**
+ * The API face (`gpuguard serve`, API mode): where it listens, where dockerd
+ * listens behind it, and the listen socket's group and mode. The upstream
+ * default is a root-only directory of its own (0700), not /run/gpuguard: that
+ * one is 1777 for GPU reservations, so any user could put a socket at the
+ * upstream path there before dockerd does.
+ */
+export const API_DEFAULTS = { listen: '/var/run/docker.sock', upstream: '/run/gpuguard-dockerd/docker.sock', group: 'docker', mode: '0660' } as const;
+const OCTAL_MODE_RE = /^0?[0-7]{3}$/;
+const OCTAL_MODE = 'expected an octal mode in quotes, such as "0660"';
+export const ApiSchema = z.strictObject({
+  listen: z.string().startsWith('/', { error: 'expected an absolute path' }).default(API_DEFAULTS.listen),
+  upstream: z.string().startsWith('/', { error: 'expected an absolute path' }).default(API_DEFAULTS.upstream),
+  group: z.string().min(1).default(API_DEFAULTS.group),
+  /** A quoted string: YAML reads an unquoted 0660 as the decimal number 660. */
+  mode: z.custom<string>((v) => typeof v === 'string' && OCTAL_MODE_RE.test(v), { error: OCTAL_MODE }).meta({ type: 'string', pattern: OCTAL_MODE_RE.source }).default(API_DEFAULTS.mode),
+});
+
 export const PolicySchema = z
   .strictObject({
     version: z.literal(1, { error: 'expected version: 1' }),
@@ -181,6 +199,7 @@ export const PolicySchema = z
       .strictObject({ log: z.string().startsWith('/', { error: 'expected an absolute path' }).default('/var/log/gpuguard/events.jsonl') })
       .default({ log: '/var/log/gpuguard/events.jsonl' }),
     lifecycle: Lifecycle.optional(),
+    api: ApiSchema.default(API_DEFAULTS),
   })
   .superRefine((policy, ctx) => {
     const known = Object.keys(policy.groups);
@@ -194,6 +213,7 @@ export const PolicySchema = z
     for (const [user, override] of Object.entries(policy.users)) {
       if (override.group !== undefined && !known.includes(override.group)) unknownGroup(override.group, ['users', user, 'group']);
     }
+    if (policy.api.listen === policy.api.upstream) ctx.addIssue({ code: 'custom', path: ['api', 'upstream'], message: `the same path as api.listen (${policy.api.listen}): dockerd needs a socket of its own behind the face` });
     const names = new Set<string>();
     policy.runtime.rules?.forEach((rule, i) => {
       if (names.has(rule.name)) ctx.addIssue({ code: 'custom', path: ['runtime', 'rules', i, 'name'], message: `duplicate rule name "${rule.name}"` });
@@ -210,6 +230,7 @@ export type RuntimeRuleT = z.output<typeof RuntimeRule>;
 export type MountRuleT = z.output<typeof MountRule>;
 export type LifecycleRulesT = z.output<typeof LifecycleRules>;
 export type LifecycleT = z.output<typeof Lifecycle>;
+export type ApiT = z.output<typeof ApiSchema>;
 
 /** The rules a host with no explicit `runtime.rules` gets (defined beside the rule matching, which must not load zod). */
 export { DEFAULT_RUNTIME_RULES } from './runtime-rules.ts';

@@ -38,6 +38,8 @@ export interface InstallOptions {
   compose: boolean;
   /** `--restrict-host-gpu GROUP`: /dev/nvidia* for root and this group only (modprobe.d). */
   restrictHostGpu?: string;
+  /** API mode: dockerd behind `gpuguard serve` (src/install/api.ts). */
+  api: boolean;
 }
 
 export const DEFAULTS = {
@@ -64,7 +66,7 @@ export function explicitLoc(path: string): Loc {
   return { host: path, view: path };
 }
 
-export const INSTALL_USAGE = `usage: install.sh [--dry-run] [--uninstall] [--concourse [DIR]] [--root DIR]
+export const INSTALL_USAGE = `usage: install.sh [--dry-run] [--uninstall] [--api] [--concourse [DIR]] [--root DIR]
        [--lib-dir DIR] [--bin-dir DIR]… [--state-dir DIR] [--policy FILE]
        [--daemon-json FILE] [--dockerd-pid FILE] [--events-log FILE]
        [--real-runtime PATH] [--binary PATH] [--no-reload] [--no-compose]
@@ -79,6 +81,7 @@ export function parseInstallArgs(args: string[], self: string = process.execPath
   let concourse: string | undefined;
   let reload = true;
   let compose = true;
+  let api = false;
   const valueFlags = new Set(['--root', '--prefix', '--lib-dir', '--bin-dir', '--state-dir', '--policy', '--daemon-json', '--dockerd-pid', '--events-log', '--real-runtime', '--binary', '--restrict-host-gpu']);
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -105,6 +108,9 @@ export function parseInstallArgs(args: string[], self: string = process.execPath
         break;
       case '--no-compose':
         compose = false;
+        break;
+      case '--api':
+        api = true;
         break;
       case '--concourse': {
         const next = inline ?? (args[i + 1] !== undefined && !args[i + 1]!.startsWith('-') ? args[++i] : undefined);
@@ -137,5 +143,6 @@ export function parseInstallArgs(args: string[], self: string = process.execPath
     reload,
     compose,
     ...(explicit['--restrict-host-gpu'] ? { restrictHostGpu: explicit['--restrict-host-gpu'] } : {}),
+    api,
   };
 }

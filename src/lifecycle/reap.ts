@@ -7,7 +7,7 @@
  * applies the answers and writes one event per action (`"face":"reap"`).
  */
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { GpuguardError, UsageError } from '../errors.ts';
 import { appendEvent, type GpuguardEvent } from '../events/log.ts';
 import { engineSocket, summaryOfInspect, type ContainerDetails } from '../docker/gateway.ts';
@@ -158,7 +158,7 @@ async function reap(o: Options, state: ReapState, warnings: string[]): Promise<R
     warnings.push('the policy sets no lifecycle rules and gpu.hostProcesses is allow: nothing to do');
     return empty;
   }
-  const socket = engineSocket(env);
+  const socket = daemonSocket(env, policy.api.upstream);
   if (!socket) throw new GpuguardError('gpuguard reap works on the local Docker daemon: unset DOCKER_HOST/DOCKER_CONTEXT or point DOCKER_HOST at a unix:// socket', 1);
   const engine = new Engine(socket);
   const [docker, gpu] = await Promise.all([readDockerFacts(engine), readGpuFacts(env, policy.gpu.inventory)]);
@@ -348,6 +348,21 @@ async function reap(o: Options, state: ReapState, warnings: string[]): Promise<R
     recordsFromDisk: docker.fromDisk,
     recordsFromApi: docker.fromApi,
   };
+}
+
+/**
+ * The reaper talks to dockerd itself: DOCKER_HOST when set; else, in API
+ * mode (the upstream socket exists), dockerd's own socket rather than the
+ * face in front of it; else the socket the docker CLI would use.
+ */
+function daemonSocket(env: NodeJS.ProcessEnv, upstream: string): string | undefined {
+  if (env.DOCKER_HOST) return engineSocket(env);
+  try {
+    if (statSync(upstream).isSocket()) return upstream;
+  } catch {
+    /* not API mode */
+  }
+  return engineSocket(env);
 }
 
 const RUNNING = new Set(['running', 'paused', 'restarting']);

@@ -572,7 +572,7 @@ class Installer implements InstallSteps {
       defaultPolicy: this.opts.policy.view === DEFAULTS.policy,
     };
     if (!lexists(join(this.opts.root, 'run/systemd/system'))) {
-      this.out(`install: no systemd on this host: run the reaper from cron, e.g. echo '${cronLine(o)}' > /etc/cron.d/gpuguard-reap`);
+      this.out(`install: the reaper (gpuguard reap, every 5 minutes) needs cron on a host without systemd: echo '${cronLine(o)}' > /etc/cron.d/gpuguard-reap`);
       return;
     }
     const before = this.changed;

@@ -103,7 +103,7 @@ describe('install.sh: the reaper and --restrict-host-gpu', () => {
     const root = tree(false);
     const r = await install(root, '--policy', join(root, 'site.yaml'));
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`^install: no systemd on this host: run the reaper from cron, e\\.g\\. echo '\\*/5 \\* \\* \\* \\* root GPUGUARD_POLICY=${root}/site\\.yaml /usr/local/lib/gpuguard/gpuguard reap --state /var/lib/gpuguard/reap\\.json' > /etc/cron\\.d/gpuguard-reap$`, 'm'));
+    assert.match(r.stdout, new RegExp(`^install: the reaper \\(gpuguard reap, every 5 minutes\\) needs cron on a host without systemd: echo '\\*/5 \\* \\* \\* \\* root GPUGUARD_POLICY=${root}/site\\.yaml /usr/local/lib/gpuguard/gpuguard reap --state /var/lib/gpuguard/reap\\.json' > /etc/cron\\.d/gpuguard-reap$`, 'm'));
     assert.ok(!existsSync(join(root, UNITS)));
   });
 });

@@ -106,6 +106,7 @@ events: {log: ${events}}
   };
   const aliceId = await ok(['run', '-d', '--name', 'gg-sec-alice', '--ipc', 'shareable', '--label', 'ds01.user=alice', '-v', '/data', 'bb', 'sleep', '600']);
   await ok(['create', '--name', 'gg-sec-bobs', '--label', 'ds01.user=bob', '-v', '/data', 'bb']);
+  await ok(['run', '-d', '--name', 'gg-sec-bobrun', '--label', 'ds01.user=bob', 'bb', 'sleep', '600']);
   await ok(['create', '--name', 'gg-sec-nobody', '-v', '/data', 'bb']);
   await ok(['volume', 'create', '-o', 'type=none', '-o', 'o=bind', '-o', `device=${aliceHome}`, 'gg-sec-alicevol']);
   await ok(['volume', 'create', 'gg-sec-plain']);
@@ -190,10 +191,21 @@ describe('docker through the shim: positive controls', () => {
     });
   }
 
+  test('docker exec --privileged in one\'s own container is refused like --privileged; plain exec is not', async (t) => {
+    if (missing(t, needs)) return;
+    const r = await asUser('bob', ['exec', '--privileged', 'gg-sec-bobrun', 'true']);
+    assert.equal(r.code, 125, r.stderr);
+    assert.equal(r.stderr, 'gpuguard: docker exec --privileged: a privileged container is root on the host (security.privileged: false); remove it, and add only the capabilities you need with --cap-add (allowed: SYS_PTRACE)\n');
+    const plain = await asUser('bob', ['exec', 'gg-sec-bobrun', 'true']);
+    assert.equal(plain.code, 0, plain.stderr);
+    const admin = await asUser('dsadmin', ['exec', '--privileged', 'gg-sec-bobrun', 'true'], env, dir);
+    assert.doesNotMatch(admin.stderr, /^gpuguard:/m, 'an admin is not refused (docker itself may still fail here to apply every capability)');
+  });
+
   test('an admin is never refused: the event says override', async (t) => {
     if (missing(t, needs)) return;
     const lines = readFileSync(events, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    const ev = lines.filter((l) => l.user === 'dsadmin').at(-1);
+    const ev = lines.filter((l) => l.user === 'dsadmin' && l.argv[1] === 'create').at(-1);
     assert.ok(ev, 'an event for the admin');
     assert.ok((ev.reasons as string[]).some((r) => /^override security\.privileged: --privileged: a privileged container: allowed because dsadmin is an admin/.test(r)), JSON.stringify(ev.reasons));
   });

@@ -22,6 +22,7 @@ import { csvRecord, securityRequestOf, volumeCreateRequestOf } from '../../src/d
 import { scanDockerArgv } from '../../src/docker-shim/argv.ts';
 import { shellWords } from '../../src/docker-shim/quote.ts';
 import { scanGlobals, createCommand } from '../../src/docker-shim/globals.ts';
+import { execSecurityRequest } from '../../src/docker-shim/exec-flags.ts';
 
 const POLICY = `version: 1
 admins: [root2]
@@ -285,4 +286,12 @@ test('gather: no security key, no I/O; admins and named containers', async () =>
   assert.match((failing.containers.x as { error: string }).error, /should not be asked/);
   assert.match((failing.volumes.vol as { error: string }).error, /should not be asked/);
   assert.equal(asked, 1, 'one connection for both lookups');
+});
+
+test('exec: --privileged before the container asks; after it, it is the command', () => {
+  assert.deepEqual(execSecurityRequest(['--privileged', 'c', 'sh'])?.privileged, [{ from: 'docker exec --privileged' }]);
+  assert.deepEqual(execSecurityRequest(['-it', '--privileged=true', '-u', '0', 'c', 'sh'])?.privileged, [{ from: 'docker exec --privileged=true' }]);
+  assert.equal(execSecurityRequest(['--privileged=false', 'c', 'sh']), undefined);
+  assert.equal(execSecurityRequest(['c', 'sh', '--privileged']), undefined);
+  assert.equal(execSecurityRequest(['-e', '--privileged', 'c', 'sh']), undefined, '-e takes a value');
 });

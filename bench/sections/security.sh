@@ -55,5 +55,15 @@ EOF
     -n 'docker create 5x-v bb (shim, security policy)' "$tmp/docker create $binds bb"
   kill "$pid"
   wait "$pid" 2>/dev/null || true
+  # The policy's own part, without process starts and Docker: the same five binds, in one Bun process.
+  # Each line a fresh process (the first call is what a create pays), without and with the five binds, alternating.
+  : >"$OUT/security-decide.txt"
+  for _ in $(seq "${BENCH_DECIDE_PROCS:-15}"); do
+    for n in 0 5; do node_modules/.bin/bun bench/sections/security-decide.ts "$tmp/srv" "$n" >>"$OUT/security-decide.txt"; done
+  done
+  for n in 0 5; do
+    grep "decision, $n binds" "$OUT/security-decide.txt" | sed -E 's/.*first call ([0-9.]+) ms.*median ([0-9.]+) ms.*/\1 \2/' | sort -n |
+      awk -v n="$n" '{c[NR]=$1; w[NR]=$2} END {printf "security decision, %s binds, %d processes: first call median %.3f ms (min %.3f), warm median %.3f ms\n", n, NR, c[int((NR+1)/2)], c[1], w[int((NR+1)/2)]}'
+  done | tee -a "$OUT/security-decide.txt"
   rm -rf "$tmp"
 }

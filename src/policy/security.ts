@@ -33,10 +33,20 @@ export type NamespaceKind = 'pid' | 'ipc' | 'network' | 'uts' | 'userns' | 'cgro
 
 /**
  * Every security-relevant ask of one container create, in the Engine API's
- * terms (HostConfig.Privileged, CapAdd, Devices, DeviceCgroupRules,
- * PidMode/IpcMode/NetworkMode/UTSMode/UsernsMode/CgroupnsMode, SecurityOpt,
- * Binds and Mounts, VolumesFrom, Links). A face lists what the user asked,
- * nothing it has decided itself.
+ * terms. A face lists what the user asked, nothing it has decided itself.
+ * From a create body (`from` as the field: "HostConfig.Privileged" …):
+ * - HostConfig.Privileged → privileged; CapAdd[] → capAdd;
+ *   Devices[].PathOnHost → devices; DeviceCgroupRules[] → deviceCgroupRules
+ * - PidMode, IpcMode, NetworkMode, UTSMode, UsernsMode, CgroupnsMode → namespaces
+ * - SecurityOpt[] → securityOpt
+ * - Binds[] → {@link parseBindSpec}: binds (host paths) or volumes (names)
+ * - Mounts[]: Type bind → binds (Source); Type volume → volumes (Source, when
+ *   named) and, through {@link localVolumeHostPath} of
+ *   VolumeOptions.DriverConfig.Name/Options, binds
+ * - VolumesFrom[] ("name[:mode]") and Links[] ("name:alias") → containers
+ * `POST /volumes/create` is {@link volumeCreateRequest}(Driver, DriverOpts);
+ * an exec with `Privileged: true` is a privileged ask (the shim's
+ * `docker exec --privileged`).
  */
 export interface SecurityRequest {
   /** Each ask for a privileged container that takes effect (`--privileged=false` is none). */

@@ -17,7 +17,8 @@ const srv = process.argv[2]!;
 /** 5 (the five binds) or 0 (the same create without binds: only the policy's roots are resolved). */
 const nBinds = Number(process.argv[3] ?? 5);
 const policy = parsePolicy(`version: 1\nsecurity: {binds: ["{home}", "${srv}/*", "/scratch/{user}"]}\n`, 'bench.yaml');
-const user = resolveUser(policy, { user: 'alice', uid: 1001, unixGroups: [], home: '/home/alice' });
+// The user the process runs as (runuser -u alice): bind rights are checked with access(2), as in the shim.
+const user = resolveUser(policy, { user: process.env.USER ?? 'alice', uid: process.getuid!(), unixGroups: [], home: '/home/alice' });
 const binds = ['-v', `${srv}/data/a/b:/d`, '-v', `${srv}/models:/m`, '-v', `${srv}/runs/2026:/r`, '-v', `${srv}/link/b:/l`, '-v', `${srv}/out/new:/o`];
 const argv = ['create', ...binds.slice(0, 2 * nBinds), 'bb'];
 

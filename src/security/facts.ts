@@ -152,12 +152,18 @@ export function accessOf(user: Pick<EffectiveUser, 'user' | 'uid'>): (path: stri
   };
 }
 
+/** The user's group ids (NSS, so LDAP groups count), once per user for the life of the process (the API face lives long). */
+const groupIds = new Map<string, number[]>();
 function groupIdsOf(user: string): number[] {
+  let ids = groupIds.get(user);
+  if (ids) return ids;
   try {
-    return execFileSync('id', ['-G', '--', user], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split(/\s+/).filter(Boolean).map(Number);
+    ids = execFileSync('id', ['-G', '--', user], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split(/\s+/).filter(Boolean).map(Number);
   } catch {
-    return [];
+    ids = [];
   }
+  groupIds.set(user, ids);
+  return ids;
 }
 
 /** What the gatherer asks the daemon (the shim and the API face each provide it). */

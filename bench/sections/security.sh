@@ -61,7 +61,8 @@ EOF
     -n 'docker create bb (shim, security policy)' "$as $tmp/docker create bb" \
     -n 'docker create 5x-v bb (shim, security policy)' "$as $tmp/docker create $binds bb"
   unset DOCKER_HOST GPUGUARD_REAL_DOCKER GPUGUARD_POLICY
-  rm -f "/run/gpuguard-policy/policy-$(printf %s "$tmp/policy.yaml" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{let h=0x811c9dc5;for(const c of s){h^=c.charCodeAt(0);h=Math.imul(h,0x01000193)>>>0}console.log(h.toString(16).padStart(8,"0"))})').json"
+  # The cache entry root wrote for this policy file (keyed by its path) goes with the file.
+  rm -f "$(node --import tsx -e "import('$PWD/src/policy/cache.ts').then((m) => console.log(m.POLICY_CACHE_DIR + '/policy-' + m.fnv1a('$tmp/policy.yaml') + '.json'))")"
   kill "$pid"
   wait "$pid" 2>/dev/null || true
   # The policy's own part, without process starts and Docker: the same five binds, in one Bun process.

@@ -34,14 +34,50 @@ interface Row {
   row: string;
   stats: Stat[];
   load: string;
+  /** Interleaved runs: median per-iteration difference of each command to the first (ms), and of the ratio. */
+  paired?: { command: string; diff: number; ratio: number }[];
 }
 const rows: Row[] = [];
+const PAIRED_RUNS = Number(process.env.BENCH_PAIRED_RUNS ?? 60);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+/**
+ * The same commands again, interleaved: each iteration runs every command
+ * once, in a rotating order, so a burst of load from the other tenants of
+ * this machine hits all of them alike; the row's figure is the median of
+ * the per-iteration differences to the real tool (hyperfine runs all of one
+ * command, then all of the next, and on this shared 2-core VM the load
+ * moves between those blocks by more than the differences measured).
+ */
+function paired(commands: [string, string][], opts: { runs: number; prepare?: string; env: NodeJS.ProcessEnv }): { command: string; diff: number; ratio: number }[] {
+  const times: number[][] = commands.map(() => []);
+  const words = (cmd: string) => cmd.split(/\s+/).filter(Boolean);
+  for (let i = 0; i < opts.runs; i++) {
+    for (let k = 0; k < commands.length; k++) {
+      const c = (i + k) % commands.length;
+      if (opts.prepare) spawnSync('sh', ['-c', opts.prepare], { env: opts.env, stdio: 'ignore' });
+      const [bin, ...args] = words(commands[c]![1]);
+      const t0 = process.hrtime.bigint();
+      spawnSync(bin!, args, { env: opts.env, stdio: 'ignore' });
+      times[c]!.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+  }
+  return commands.slice(1).map(([name], j) => ({
+    command: name,
+    diff: median(times[j + 1]!.map((t, i) => t - times[0]![i]!)),
+    ratio: median(times[j + 1]!.map((t, i) => t / times[0]![i]!)),
+  }));
+}
 
 function load(): string {
   return loadavg().map((x) => x.toFixed(2)).join(' ');
 }
 
-function hyperfine(row: string, file: string, commands: [string, string][], opts: { runs?: number; warmup?: number; prepare?: string; ignoreFailure?: boolean; env: NodeJS.ProcessEnv }): void {
+function hyperfine(row: string, file: string, commands: [string, string][], opts: { runs?: number; warmup?: number; prepare?: string; ignoreFailure?: boolean; pairedRuns?: number; env: NodeJS.ProcessEnv }): void {
   const before = load();
   const args = ['-N', '--style', 'basic', '--warmup', String(opts.warmup ?? 5), '--runs', String(opts.runs ?? RUNS), '--export-json', join(OUT, `${file}.json`), '--export-markdown', join(OUT, `${file}.md`)];
   if (opts.prepare) args.push('--prepare', opts.prepare);
@@ -50,7 +86,9 @@ function hyperfine(row: string, file: string, commands: [string, string][], opts
   const r = spawnSync('hyperfine', args, { env: opts.env, stdio: 'inherit' });
   if (r.status !== 0) throw new Error(`hyperfine failed for ${row}`);
   const results = JSON.parse(readFileSync(join(OUT, `${file}.json`), 'utf8')).results as { command: string; mean: number; median: number; min: number; stddev: number }[];
-  rows.push({ row, stats: results.map((x) => ({ command: x.command, mean: x.mean * 1000, median: x.median * 1000, min: x.min * 1000, stddev: x.stddev * 1000 })), load: `${before} → ${load()}` });
+  const runs = opts.pairedRuns ?? PAIRED_RUNS;
+  const pairs = runs > 0 ? paired(commands, { runs, ...(opts.prepare ? { prepare: opts.prepare } : {}), env: opts.env }) : undefined;
+  rows.push({ row, stats: results.map((x) => ({ command: x.command, mean: x.mean * 1000, median: x.median * 1000, min: x.min * 1000, stddev: x.stddev * 1000 })), load: `${before} → ${load()}`, ...(pairs ? { paired: pairs } : {}) });
 }
 
 const tmp = mkdtempSync('/tmp/gg-bench-hot-');
@@ -144,8 +182,8 @@ try {
   // The whole lifecycle: the real CLI, each runtime in turn (create is edited; start, delete pass through).
   const run = (rt: string): [string, string] => [`docker run --rm --runtime ${rt} bb true`, `${REAL_DOCKER} run --rm --runtime ${rt} bb true`];
   const dockerEnv = { ...process.env, ...d.clientEnv };
-  hyperfine('docker run --rm bb true (runc, anchor, gpuguard)', 'hot-run-rm-a', [run('runc'), run('anchor'), run('gpuguard')], { env: dockerEnv, runs: RUN_RM_RUNS, warmup: 3 });
-  hyperfine('docker run --rm bb true (gpuguard, anchor, runc)', 'hot-run-rm-b', [run('gpuguard'), run('anchor'), run('runc')], { env: dockerEnv, runs: RUN_RM_RUNS, warmup: 3 });
+  hyperfine('docker run --rm bb true (runc, anchor, gpuguard)', 'hot-run-rm-a', [run('runc'), run('anchor'), run('gpuguard')], { env: dockerEnv, runs: RUN_RM_RUNS, warmup: 3, pairedRuns: RUN_RM_RUNS });
+  hyperfine('docker run --rm bb true (gpuguard, anchor, runc)', 'hot-run-rm-b', [run('gpuguard'), run('anchor'), run('runc')], { env: dockerEnv, runs: RUN_RM_RUNS, warmup: 3, pairedRuns: 0 });
 
   // 190 more containers, stopped: four owners, labelled images, some with no owner evidence.
   const images = ['bb', 'bb-x', 'bb-y', 'bb-z'];
@@ -165,19 +203,22 @@ const ms = (x: number) => `${x.toFixed(1)} ms`;
 const lines = [
   `# Hot paths (issue 14): ${new Date().toISOString()}, ${cpus().length} cores; BENCH_RUNS=${RUNS}`,
   '',
-  '| row | real (median) | anchor | gpuguard | anchor over real | gpuguard over real | load average (before → after) |',
-  '|---|---:|---:|---:|---:|---:|---|',
+  '| row | real (median) | anchor | gpuguard | anchor over real | gpuguard over real | interleaved: anchor, gpuguard over real | load average (before → after) |',
+  '|---|---:|---:|---:|---:|---:|---:|---|',
 ];
 for (const r of rows) {
   if (r.row.startsWith('docker run --rm')) {
     const by = (rt: string) => r.stats.find((s) => s.command.includes(`--runtime ${rt} `))!;
     const [runc, anchor, gg] = [by('runc'), by('anchor'), by('gpuguard')];
-    lines.push(`| ${r.row} | ${ms(runc.median)} | ${ms(anchor.median)} | ${ms(gg.median)} | ×${(anchor.median / runc.median).toFixed(2)} | ×${(gg.median / runc.median).toFixed(2)} | ${r.load} |`);
+    const p = r.paired?.length ? `×${r.paired.find((x) => x.command.includes('anchor'))!.ratio.toFixed(2)}, ×${r.paired.find((x) => x.command.includes('gpuguard'))!.ratio.toFixed(2)}` : '—';
+    lines.push(`| ${r.row} | ${ms(runc.median)} | ${ms(anchor.median)} | ${ms(gg.median)} | ×${(anchor.median / runc.median).toFixed(2)} | ×${(gg.median / runc.median).toFixed(2)} | ${p} | ${r.load} |`);
     continue;
   }
   const [real, anchor, gg] = r.stats;
   const over = (s: Stat) => `${s.median - real!.median >= 0 ? '+' : '−'}${Math.abs(s.median - real!.median).toFixed(1)} ms`;
-  lines.push(`| ${r.row} | ${ms(real!.median)} | ${ms(anchor!.median)} | ${ms(gg!.median)} | ${over(anchor!)} | ${over(gg!)} | ${r.load} |`);
+  const signed = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(1)} ms`;
+  const p = r.paired?.length ? `${signed(r.paired[0]!.diff)}, ${signed(r.paired[1]!.diff)}` : '—';
+  lines.push(`| ${r.row} | ${ms(real!.median)} | ${ms(anchor!.median)} | ${ms(gg!.median)} | ${over(anchor!)} | ${over(gg!)} | ${p} | ${r.load} |`);
 }
 lines.push('', 'Per command (mean ± σ, min):', '');
 for (const r of rows) for (const s of r.stats) lines.push(`- ${s.command}: ${ms(s.mean)} ± ${ms(s.stddev)}, min ${ms(s.min)}, median ${ms(s.median)}`);

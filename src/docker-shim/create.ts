@@ -12,9 +12,8 @@ import { findRealDocker } from '../docker/real.ts';
 import type { ReaderOptions } from '../docker/gateway.ts';
 import type { SecurityFacts, SecurityRequest } from '../policy/security.ts';
 import type { DockerLookups } from '../security/facts.ts';
-import { securityRequestOf } from './security.ts';
 import { loadPolicyCached } from '../policy/cache.ts';
-import { resolveUser, type EffectiveUser } from '../policy/effective.ts';
+import { hasContainerQuota, resolveUser, type EffectiveUser } from '../policy/effective.ts';
 import { currentIdentity } from '../policy/identity.ts';
 import { labelKeys } from '../policy/labels.ts';
 import type { Policy } from '../policy/schema.ts';
@@ -67,7 +66,11 @@ export async function prepareCreate(
   const gpuStart = opts.gpu
     ? undefined
     : (await import('../gpu/plan.ts')).startGpuPlan(scan.flags, policy, env, { realDocker: real, ...(target.socket ? { socket: target.socket } : {}), ...(opts.dryRun ? { dryRun: true } : {}) });
-  const user = resolveUser(policy, currentIdentity(env));
+  const who = currentIdentity(env);
+  // The user's container count is asked for by name now, while the groups (and so the quota) are read.
+  const countLabel = `${labelKeys(policy.labelPrefix).user}=${who.user}`;
+  const counting = target.socket && hasContainerQuota(policy) ? countContainersOnSocket(target.socket, countLabel) : undefined;
+  const user = resolveUser(policy, who);
   const gpuPlan = opts.gpu ? opts.gpu(scan, policy, user) : gpuStart!.finish(user);
   gpuPlan.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
   // Security (policies with a `security` key): bind sources resolved here; Docker asked only for named containers and volumes.
@@ -85,10 +88,8 @@ export async function prepareCreate(
   let containerCount: number | undefined;
   let countError: string | undefined;
   if (user.limits.containers !== undefined) {
-    const label = `${labelKeys(policy.labelPrefix).user}=${user.user}`;
     try {
-      const socket = target.socket;
-      containerCount = (socket ? await countContainersOnSocket(socket, label) : undefined) ?? (await countContainersWithLabel(real, args.slice(0, globals.commandIndex), label, env));
+      containerCount = (counting ? await counting : undefined) ?? (await countContainersWithLabel(real, args.slice(0, globals.commandIndex), countLabel, env));
     } catch (err) {
       countError = (err as Error).message;
     }
@@ -113,6 +114,7 @@ async function securityOf(
   user: EffectiveUser,
   at: { args: string[]; globals: GlobalScan; target: LocalTarget; env: NodeJS.ProcessEnv; real: string },
 ): Promise<{ request: SecurityRequest; facts: SecurityFacts }> {
+  const { securityRequestOf } = await import('./security.ts');
   const request = securityRequestOf(scan, process.cwd());
   const { gatherSecurityFacts } = await import('../security/facts.ts');
   const facts = await gatherSecurityFacts(policy, user, request, { local: at.target.local, docker: () => dockerLookups(at) });

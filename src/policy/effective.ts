@@ -40,6 +40,11 @@ export function principalMatches(principals: readonly string[], who: Pick<Identi
   return principals.some((p) => (p.startsWith('@') ? who.unixGroups.includes(p.slice(1)) : p === who.user));
 }
 
+/** Whether any user can have a `containers` quota (a group's limits, or a user's override). */
+export function hasContainerQuota(policy: Policy): boolean {
+  return Object.values(policy.groups).some((g) => g.limits?.containers !== undefined) || Object.values(policy.users).some((u) => u.limits?.containers !== undefined);
+}
+
 export function resolveUser(policy: Policy, who: Identity): EffectiveUser {
   const override = policy.users[who.user];
   let group: string;

@@ -34,5 +34,14 @@ export function currentIdentity(env: NodeJS.ProcessEnv = process.env, realUid: n
 export function lookupUser(nameOrUid: string): Identity {
   const entry = passwdEntry(nameOrUid);
   if (!entry) throw new IdentityError(`user "${nameOrUid}" is not in the user database (getent passwd); ask an admin to add the account`, 1);
-  return { user: entry.user, uid: entry.uid, unixGroups: groupNames(entry), ...(entry.home?.startsWith('/') ? { home: entry.home } : {}) };
+  // The groups are read when first asked for (the name alone is enough to start asking Docker).
+  let groups: string[] | undefined;
+  return {
+    user: entry.user,
+    uid: entry.uid,
+    get unixGroups() {
+      return (groups ??= groupNames(entry));
+    },
+    ...(entry.home?.startsWith('/') ? { home: entry.home } : {}),
+  };
 }

@@ -7,7 +7,7 @@
 import { closeSync, fchmodSync, mkdirSync, openSync, writeSync, constants } from 'node:fs';
 import { dirname } from 'node:path';
 
-export type Face = 'docker' | 'compose' | 'runtime' | 'admin';
+export type Face = 'docker' | 'compose' | 'runtime' | 'admin' | 'api';
 export type Decision = 'allow' | 'rewrite' | 'deny' | 'warn' | 'error';
 
 export interface GpuguardEvent {

@@ -8,7 +8,7 @@ import { readFileSync, statSync } from 'node:fs';
 import type { ContainerDetails, DockerReader } from '../docker/gateway.ts';
 import { AIME_USER_LABEL, detectOwner, type Owner, type OwnerFacts, type UserEntry } from './detect.ts';
 
-function parsePasswd(line: string): UserEntry | undefined {
+export function parsePasswd(line: string): UserEntry | undefined {
   const [user, , uid] = line.split('\n')[0]!.split(':');
   return user && uid !== undefined && /^\d+$/.test(uid) ? { user, uid: Number(uid) } : undefined;
 }
@@ -33,9 +33,10 @@ export function userByUidAsync(uid: number): Promise<UserEntry | undefined> {
   });
 }
 
-export function hostFacts(images: Map<string, Record<string, string>>): OwnerFacts {
+/** A user by name or uid (as text) from getent, cached for the life of this lookup function. */
+export function getentLookup(): (key: string) => UserEntry | undefined {
   const byKey = new Map<string, UserEntry | undefined>();
-  const lookup = (key: string): UserEntry | undefined => {
+  return (key) => {
     if (byKey.has(key)) return byKey.get(key);
     let entry: UserEntry | undefined;
     try {
@@ -46,6 +47,10 @@ export function hostFacts(images: Map<string, Record<string, string>>): OwnerFac
     byKey.set(key, entry);
     return entry;
   };
+}
+
+/** `lookup` answers by name or uid (the API face passes one whose answers expire; a shim process lives too briefly to care). */
+export function hostFacts(images: Map<string, Record<string, string>>, lookup: (key: string) => UserEntry | undefined = getentLookup()): OwnerFacts {
   return {
     imageLabels: (id) => images.get(id),
     userByUid: (uid) => lookup(String(uid)),

@@ -4,7 +4,7 @@
  * unix groups that user is in. GPUGUARD_USER and SUDO_* are trusted only
  * from uid 0: anyone can set an environment variable.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { GpuguardError } from '../errors.ts';
 
 export interface Identity {
@@ -33,11 +33,35 @@ export function lookupUser(nameOrUid: string): Identity {
   try {
     entry = execFileSync('getent', ['passwd', nameOrUid], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   } catch (err) {
-    throw new IdentityError(`user "${nameOrUid}" is not in the user database (getent passwd); ask an admin to add the account`, 1, { cause: err });
+    throw notInDatabase(nameOrUid, err);
   }
+  const { user, uid } = passwdEntry(nameOrUid, entry);
+  return { user, uid, unixGroups: unixGroupsOf(user) };
+}
+
+/** The same lookup without blocking (a long-running face must not stall every connection on getent). */
+export async function lookupUserAsync(nameOrUid: string): Promise<Identity> {
+  const run = (args: string[]) =>
+    new Promise<string>((resolve, reject) => execFile(args[0]!, args.slice(1), { encoding: 'utf8' }, (err, stdout) => (err ? reject(err) : resolve(stdout))));
+  let entry: string;
+  try {
+    entry = await run(['getent', 'passwd', nameOrUid]);
+  } catch (err) {
+    throw notInDatabase(nameOrUid, err);
+  }
+  const { user, uid } = passwdEntry(nameOrUid, entry);
+  const groups = await run(['id', '-Gn', '--', user]).catch(() => '');
+  return { user, uid, unixGroups: groups.trim().split(/\s+/).filter(Boolean) };
+}
+
+function notInDatabase(nameOrUid: string, cause: unknown): IdentityError {
+  return new IdentityError(`user "${nameOrUid}" is not in the user database (getent passwd); ask an admin to add the account`, 1, { cause });
+}
+
+function passwdEntry(nameOrUid: string, entry: string): { user: string; uid: number } {
   const [user, , uid] = entry.split('\n')[0]!.split(':');
   if (!user || uid === undefined) throw new IdentityError(`getent passwd ${nameOrUid}: unreadable entry "${entry.trim()}"`);
-  return { user, uid: Number(uid), unixGroups: unixGroupsOf(user) };
+  return { user, uid: Number(uid) };
 }
 
 function unixGroupsOf(user: string): string[] {

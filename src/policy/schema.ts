@@ -21,6 +21,9 @@ export const Duration = z.union([
   z.string().regex(new RegExp(DURATION_PATTERN), { error: 'expected a duration such as 10s, 30m or 1h' }),
 ], { error: 'expected a duration such as 10s, 30m or 1h' });
 
+/** Where the API face listens and where dockerd is moved to (install.sh --api). */
+export const API_DEFAULTS = { listen: '/var/run/docker.sock', upstream: '/run/gpuguard/dockerd.sock', group: 'docker', mode: '0660' };
+
 const positive = () => z.number().positive({ error: 'expected a number greater than 0' });
 const count = () => z.number().int({ error: 'expected a whole number' }).nonnegative({ error: 'expected a whole number, 0 or more' });
 
@@ -134,6 +137,15 @@ export const PolicySchema = z
     events: z
       .strictObject({ log: z.string().startsWith('/', { error: 'expected an absolute path' }).default('/var/log/gpuguard/events.jsonl') })
       .default({ log: '/var/log/gpuguard/events.jsonl' }),
+    /** The API face (`gpuguard serve`): the socket users reach, dockerd's root-only one behind it, and who may connect. */
+    api: z
+      .strictObject({
+        listen: z.string().startsWith('/', { error: 'expected an absolute path' }).default(API_DEFAULTS.listen),
+        upstream: z.string().startsWith('/', { error: 'expected an absolute path' }).default(API_DEFAULTS.upstream),
+        group: z.string().min(1).default(API_DEFAULTS.group),
+        mode: z.string().regex(/^0?[0-7]{3}$/, { error: 'expected a quoted octal mode such as "0660"' }).default(API_DEFAULTS.mode),
+      })
+      .default(API_DEFAULTS),
   })
   .superRefine((policy, ctx) => {
     const known = Object.keys(policy.groups);

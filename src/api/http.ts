@@ -60,6 +60,9 @@ const CRLF2 = Buffer.from('\r\n\r\n');
 /** Where the head ends (index after CRLF CRLF), or -1 when more bytes are needed. Throws 431 past the limit. */
 export function headEnd(buf: Buffer, max = MAX_HEAD_BYTES): number {
   const i = buf.indexOf(CRLF2);
+  // A LF without its CR would let a lenient reader see a different head: refused at once.
+  const scan = i >= 0 ? i + 4 : buf.length;
+  for (let j = buf.indexOf(0x0a); j >= 0 && j < scan; j = buf.indexOf(0x0a, j + 1)) if (j === 0 || buf[j - 1] !== 0x0d) throw new HttpError(400, 'bare LF in the request head');
   if (i >= 0) {
     if (i + 4 > max) throw new HttpError(431, 'request head too large');
     return i + 4;

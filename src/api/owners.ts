@@ -11,9 +11,9 @@
  * image-label read: no inspect per container.
  */
 import { z } from 'zod';
-import { ContainerDetails, ContainerSummary } from '../docker/gateway.ts';
-import { detectOwner, type Owner } from '../ownership/detect.ts';
-import { hostFacts, imagesToCheck } from '../ownership/facts.ts';
+import { ContainerDetails, parseContainerList } from '../docker/gateway.ts';
+import { detectOwner, subjectOfInspect, type Owner } from '../ownership/detect.ts';
+import { hostFacts, imagesToCheck, ownersOfList } from '../ownership/facts.ts';
 import type { Upstream, JsonReply } from './upstream.ts';
 import { daemonMessage, UpstreamError } from './upstream.ts';
 import type { UserDb } from './users.ts';
@@ -43,22 +43,24 @@ export class Owners {
     return { found: true, value: parsed.data, owner: owner! };
   }
 
-  /** Owners of the rows of a container list (GET /containers/json, /system/df), in order. */
+  /** Owners of the rows of a container list (GET /containers/json, /system/df), in order: one image-label read, no inspect. */
   async ofList(rows: unknown[], prefix: string): Promise<Owner[]> {
-    const details = rows.map((row) => {
-      const parsed = ContainerSummary.safeParse(row);
-      if (!parsed.success) throw new UpstreamError(`dockerd's container list has an unexpected shape: ${parsed.error.issues[0]?.message}`);
-      return detailsOfSummary(parsed.data, row as Record<string, unknown>);
-    });
-    return this.judge(details, prefix);
+    const reader = { imageLabels: (ids: string[]) => this.labelsOf(ids) };
+    return (await ownersOfList(reader, parseContainerList(rows), prefix, this.users.lookup)).owners;
   }
 
   private async judge(containers: ContainerDetails[], prefix: string): Promise<Owner[]> {
-    const wanted = imagesToCheck(containers, prefix).filter((id) => !this.imageLabels.has(id));
-    if (wanted.length === 1 && containers.length === 1) await this.readImage(wanted[0]!);
-    else if (wanted.length) await this.readImages();
-    const facts = hostFacts(this.imageLabels, this.users.lookup);
+    const images = await this.labelsOf(imagesToCheck(containers.map(subjectOfInspect), prefix));
+    const facts = hostFacts(images, this.users.lookup);
     return containers.map((c) => detectOwner(c, prefix, facts));
+  }
+
+  /** Labels of these image ids: from the cache, else one read (inspect for one image, the image list for more). */
+  private async labelsOf(ids: string[]): Promise<Map<string, Record<string, string>>> {
+    const wanted = ids.filter((id) => !this.imageLabels.has(id));
+    if (wanted.length === 1) await this.readImage(wanted[0]!);
+    else if (wanted.length) await this.readImages();
+    return this.imageLabels;
   }
 
   private async readImage(id: string): Promise<void> {
@@ -80,25 +82,6 @@ export class Owners {
     if (this.imageLabels.size >= IMAGE_CACHE_MAX) this.imageLabels.clear();
     this.imageLabels.set(id, labels);
   }
-}
-
-/** A list row in the shape owner detection reads (the fields it needs are all in the list). */
-export function detailsOfSummary(s: ContainerSummary, raw: Record<string, unknown>): ContainerDetails {
-  const mounts = Array.isArray(raw.Mounts) ? (raw.Mounts as { Type?: unknown; Source?: unknown; Destination?: unknown }[]) : [];
-  return {
-    Id: s.Id,
-    Name: s.Names?.[0] ?? '',
-    Created: new Date((s.Created ?? 0) * 1000).toISOString(),
-    Image: typeof raw.ImageID === 'string' ? raw.ImageID : '',
-    State: { Status: s.State ?? '', Running: s.State === 'running' },
-    Config: { Image: typeof raw.Image === 'string' ? raw.Image : undefined, Labels: s.Labels ?? {} },
-    HostConfig: {},
-    Mounts: mounts.map((m) => ({
-      ...(typeof m.Type === 'string' ? { Type: m.Type } : {}),
-      ...(typeof m.Source === 'string' ? { Source: m.Source } : {}),
-      ...(typeof m.Destination === 'string' ? { Destination: m.Destination } : {}),
-    })),
-  };
 }
 
 /** The owner of a volume or network: its `<p>.user` label (set by the face at create; images cannot label these). */

@@ -99,9 +99,20 @@ export type ImageDetails = z.infer<typeof ImageDetails>;
 export interface DockerReader {
   /** Ids of every container, running or not; with filters (dockerd's `ps --filter` semantics), those that match. */
   listContainerIds(filters?: Record<string, string[]>): Promise<string[]>;
+  /**
+   * Every container (running or not) as one list with labels, names, image id
+   * and mounts (`GET /containers/json?all=1`), filtered like `listContainerIds`:
+   * enough for owner detection (ownership/facts.ts `ownersOfList`) without an
+   * inspect per container.
+   */
+  listContainers(filters?: Record<string, string[]>): Promise<ContainerSummary[]>;
   /** Inspect refs (names, full or short ids); refs the daemon does not know are returned in `missing`. */
   inspectContainers(refs: string[]): Promise<{ found: Map<string, ContainerDetails>; missing: string[] }>;
-  /** Labels of each image id; an image that is gone is absent from the map. */
+  /**
+   * Labels of each image id; an image that is gone is absent from the map.
+   * On the socket: one image list for more than a couple of ids, so the
+   * number of calls does not grow with the number of images.
+   */
   imageLabels(ids: string[]): Promise<Map<string, Record<string, string>>>;
 }
 
@@ -137,10 +148,13 @@ function socketReader(socket: string, apiGet: typeof import('./api.ts').apiGet):
     new DockerError(`${what}: ${typeof r.body === 'object' && r.body && 'message' in r.body ? String((r.body as { message: unknown }).message) : `HTTP ${r.status}`}`);
   return {
     async listContainerIds(filters) {
+      return (await this.listContainers(filters)).map((c) => c.Id);
+    },
+    async listContainers(filters) {
       const q = filters ? `&filters=${encodeURIComponent(JSON.stringify(Object.fromEntries(Object.entries(filters).map(([k, vs]) => [k, Object.fromEntries(vs.map((v) => [v, true]))]))))}` : '';
       const r = await get(`/containers/json?all=1${q}`);
       if (r.status !== 200) throw failure('listing containers failed', r);
-      return z.array(z.looseObject({ Id: z.string() })).parse(r.body).map((c) => c.Id);
+      return parseContainerList(r.body);
     },
     async inspectContainers(refs) {
       const found = new Map<string, ContainerDetails>();
@@ -159,8 +173,18 @@ function socketReader(socket: string, apiGet: typeof import('./api.ts').apiGet):
     },
     async imageLabels(ids) {
       const out = new Map<string, Record<string, string>>();
+      let wanted = [...new Set(ids)];
+      if (wanted.length > INSPECT_IMAGES_UP_TO) {
+        // One list holds every tagged or dangling image with its labels; an
+        // intermediate image (hidden from the list) is inspected below.
+        const r = await get('/images/json');
+        if (r.status !== 200) throw failure('listing images failed', r);
+        const want = new Set(wanted);
+        for (const img of parseImageList(r.body)) if (want.has(img.Id)) out.set(img.Id, img.Labels ?? {});
+        wanted = wanted.filter((id) => !out.has(id));
+      }
       await Promise.all(
-        [...new Set(ids)].map(async (id) => {
+        wanted.map(async (id) => {
           const r = await get(`/images/${encodeURIComponent(id)}/json`);
           if (r.status !== 200) return;
           const parsed = ImageDetails.safeParse(r.body);
@@ -172,6 +196,9 @@ function socketReader(socket: string, apiGet: typeof import('./api.ts').apiGet):
   };
 }
 
+/** Up to this many images, one inspect each costs less than listing every image on the host. */
+const INSPECT_IMAGES_UP_TO = 2;
+
 function cliReader(real: string, globalArgs: string[], env: NodeJS.ProcessEnv): DockerReader {
   return {
     async listContainerIds(filters) {
@@ -179,6 +206,13 @@ function cliReader(real: string, globalArgs: string[], env: NodeJS.ProcessEnv): 
       const r = await dockerCLI(real, [...globalArgs, 'ps', '-aq', '--no-trunc', ...f], env);
       if (r.code !== 0) throw new DockerError(`docker ps failed: ${r.stderr.trim() || `exit ${r.code}`}`);
       return r.stdout.split('\n').filter(Boolean);
+    },
+    async listContainers(filters) {
+      // The CLI's own list prints labels as one comma-joined string (ambiguous):
+      // one `docker inspect` of every id instead, two CLI calls whatever the count.
+      const ids = await this.listContainerIds(filters);
+      const { found } = await this.inspectContainers(ids);
+      return [...found.values()].map(summaryOfInspect);
     },
     async inspectContainers(refs) {
       const found = new Map<string, ContainerDetails>();
@@ -302,32 +336,82 @@ export async function engineGet(socket: string, path: string): Promise<{ status:
   }
 }
 
-/** One row of `GET /containers/json?all=1`: enough to decide which containers to inspect. */
-export const ContainerSummary = z.looseObject({
-  Id: z.string(),
-  Names: z.array(z.string()).nullable().optional(),
-  State: z.string().optional(),
-  Labels: z.record(z.string(), z.string()).nullable().optional(),
-  Created: z.number().optional(),
-});
-export type ContainerSummary = z.infer<typeof ContainerSummary>;
+/**
+ * One row of `GET /containers/json?all=1`: names, state, labels, image id and
+ * mounts — what owner detection (ownership/detect.ts `subjectOfListed`) and
+ * the GPU holdings need, without inspecting each container.
+ */
+export interface ContainerSummary {
+  Id: string;
+  Names?: string[] | null;
+  /** The image as named at create (or its id once the tag moved). */
+  Image?: string;
+  /** The image id, sha256:… */
+  ImageID?: string;
+  State?: string;
+  Labels?: Record<string, string> | null;
+  /** Seconds since the epoch. */
+  Created?: number;
+  Mounts?: { Type?: string; Source?: string; Destination?: string }[] | null;
+}
 
-export async function listContainersAPI(socket: string): Promise<ContainerSummary[]> {
-  const r = await engineGet(socket, '/containers/json?all=1');
-  if (r.status !== 200) throw new DockerError(`docker API /containers/json answered ${r.status}: ${r.body.trim()}`);
-  // Checked by hand, not with zod: this runs on every GPU request and zod's first parse costs 2–3 ms (measured).
-  const data: unknown = JSON.parse(r.body);
+const isStringRecord = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');
+
+/**
+ * The container list, checked by hand, not with zod: it runs on every GPU
+ * request and `docker ps`, and zod's first parse costs 2–3 ms (measured).
+ * Unknown fields are kept.
+ */
+export function parseContainerList(data: unknown): ContainerSummary[] {
   const bad = (why: string) => new DockerError(`docker API /containers/json returned an unexpected shape: ${why}`);
   if (!Array.isArray(data)) throw bad('not a list');
   for (const [i, c] of data.entries()) {
     if (!c || typeof c !== 'object' || typeof (c as { Id?: unknown }).Id !== 'string') throw bad(`entry ${i} has no Id`);
-    const { Names, State, Labels, Created } = c as Record<string, unknown>;
+    const { Names, State, Labels, Created, Image, ImageID, Mounts } = c as Record<string, unknown>;
     if (Names != null && !(Array.isArray(Names) && Names.every((n) => typeof n === 'string'))) throw bad(`entry ${i}: Names`);
-    if (State !== undefined && typeof State !== 'string') throw bad(`entry ${i}: State`);
-    if (Labels != null && (typeof Labels !== 'object' || Array.isArray(Labels) || Object.values(Labels).some((v) => typeof v !== 'string'))) throw bad(`entry ${i}: Labels`);
+    for (const [k, v] of [['State', State], ['Image', Image], ['ImageID', ImageID]] as const) if (v !== undefined && typeof v !== 'string') throw bad(`entry ${i}: ${k}`);
+    if (Labels != null && !isStringRecord(Labels)) throw bad(`entry ${i}: Labels`);
     if (Created !== undefined && typeof Created !== 'number') throw bad(`entry ${i}: Created`);
+    if (Mounts != null && !(Array.isArray(Mounts) && Mounts.every((m) => m && typeof m === 'object' && ['Type', 'Source', 'Destination'].every((k) => (m as Record<string, unknown>)[k] === undefined || typeof (m as Record<string, unknown>)[k] === 'string')))) throw bad(`entry ${i}: Mounts`);
   }
   return data as ContainerSummary[];
+}
+
+/** `GET /images/json` rows: id and labels (checked by hand, as the container list). */
+export function parseImageList(data: unknown): { Id: string; Labels?: Record<string, string> | null }[] {
+  const bad = (why: string) => new DockerError(`docker API /images/json returned an unexpected shape: ${why}`);
+  if (!Array.isArray(data)) throw bad('not a list');
+  for (const [i, img] of data.entries()) {
+    if (!img || typeof img !== 'object' || typeof (img as { Id?: unknown }).Id !== 'string') throw bad(`entry ${i} has no Id`);
+    const labels = (img as { Labels?: unknown }).Labels;
+    if (labels != null && !isStringRecord(labels)) throw bad(`entry ${i}: Labels`);
+  }
+  return data as { Id: string; Labels?: Record<string, string> | null }[];
+}
+
+/** An inspected container in the list's shape (for the CLI reader, which has no list with labels). */
+export function summaryOfInspect(c: ContainerDetails): ContainerSummary {
+  const created = Date.parse(c.Created);
+  return {
+    Id: c.Id,
+    Names: [c.Name],
+    ...(c.Config.Image !== undefined ? { Image: c.Config.Image } : {}),
+    ImageID: c.Image,
+    State: c.State.Status,
+    Labels: c.Config.Labels ?? {},
+    ...(Number.isFinite(created) ? { Created: Math.floor(created / 1000) } : {}),
+    // Binds whose mount point is not (yet) listed count as binds too, as in detect.ts bindSources.
+    Mounts: [
+      ...(c.Mounts ?? []).map((m) => ({ ...(m.Type !== undefined ? { Type: m.Type } : {}), ...(m.Source !== undefined ? { Source: m.Source } : {}), ...(m.Destination !== undefined ? { Destination: m.Destination } : {}) })),
+      ...(c.HostConfig.Binds ?? []).map((b) => b.split(':')[0]!).filter((src) => src.startsWith('/') && !(c.Mounts ?? []).some((m) => m.Type === 'bind' && m.Source === src)).map((Source) => ({ Type: 'bind', Source })),
+    ],
+  };
+}
+
+export async function listContainersAPI(socket: string): Promise<ContainerSummary[]> {
+  const r = await engineGet(socket, '/containers/json?all=1');
+  if (r.status !== 200) throw new DockerError(`docker API /containers/json answered ${r.status}: ${r.body.trim()}`);
+  return parseContainerList(JSON.parse(r.body));
 }
 
 /** Inspect by id over the API; a container removed meanwhile (404) is left out. */

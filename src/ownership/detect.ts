@@ -56,9 +56,81 @@ export const COMPOSE_WORKDIR_LABEL = 'com.docker.compose.project.working_dir';
 export const COMPOSE_PROJECT_LABEL = 'com.docker.compose.project';
 const NAME_PATTERN = /^(.+)\._\.(\d+)$/;
 
+/**
+ * What owner detection reads of a container: the same few facts whether they
+ * come from `docker inspect` (ContainerDetails) or from one row of the Engine
+ * API's container list (`GET /containers/json`, which carries labels, names,
+ * the image id, the creation time and the mounts), so that a listing decides
+ * owners without inspecting each container.
+ */
+export interface OwnerSubject {
+  id: string;
+  /** Without the leading slash. */
+  name: string;
+  /** The image id (sha256:…), the key of image labels. */
+  imageId: string;
+  /** The image as the user named it, for messages. */
+  imageRef?: string;
+  /** Creation time, ms since the epoch (NaN when unknown). */
+  createdMs: number;
+  labels: Record<string, string>;
+  /** Host paths bind-mounted into the container. */
+  bindSources: string[];
+}
+
+export function subjectOfInspect(c: ContainerDetails): OwnerSubject {
+  return {
+    id: c.Id,
+    name: c.Name.replace(/^\//, ''),
+    imageId: c.Image,
+    ...(c.Config.Image ? { imageRef: c.Config.Image } : {}),
+    createdMs: Date.parse(c.Created),
+    labels: c.Config.Labels ?? {},
+    bindSources: bindSources(c),
+  };
+}
+
+/** One row of `GET /containers/json` (validated in docker/gateway.ts): what owner detection reads of it. */
+export interface ListedContainer {
+  Id: string;
+  Names?: string[] | null;
+  Image?: string;
+  ImageID?: string;
+  /** Seconds since the epoch. */
+  Created?: number;
+  Labels?: Record<string, string> | null;
+  Mounts?: { Type?: string; Source?: string }[] | null;
+}
+
+/** A listed container's own name: the one without a link alias (`/other/alias` names come from legacy links). */
+export function listedName(c: Pick<ListedContainer, 'Id' | 'Names'>): string {
+  const names = c.Names ?? [];
+  return (names.find((n) => /^\/[^/]+$/.test(n)) ?? names[0] ?? c.Id.slice(0, 12)).replace(/^\//, '');
+}
+
+export function subjectOfListed(c: ListedContainer): OwnerSubject {
+  const binds: string[] = [];
+  for (const m of c.Mounts ?? []) if (m.Type === 'bind' && m.Source && !binds.includes(m.Source)) binds.push(m.Source);
+  return {
+    id: c.Id,
+    name: listedName(c),
+    imageId: c.ImageID ?? '',
+    ...(c.Image ? { imageRef: c.Image } : {}),
+    // Whole seconds: the one use (created_at within a minute of creation) does not need more.
+    createdMs: typeof c.Created === 'number' ? c.Created * 1000 : NaN,
+    labels: c.Labels ?? {},
+    bindSources: binds,
+  };
+}
+
 export function detectOwner(c: ContainerDetails, prefix: string, facts: OwnerFacts): Owner {
+  return ownerOf(subjectOfInspect(c), prefix, facts);
+}
+
+/** The rule itself, on either source of container facts. */
+export function ownerOf(c: OwnerSubject, prefix: string, facts: OwnerFacts): Owner {
   const rejected: string[] = [];
-  const labels = c.Config.Labels ?? {};
+  const labels = c.labels;
   const found = (user: string, uid: number | undefined, method: OwnerMethod, evidence: string): Owner => ({ user, uid, method, evidence, rejected });
 
   // 1, 2: owner labels, unless inherited from the image.
@@ -67,7 +139,7 @@ export function detectOwner(c: ContainerDetails, prefix: string, facts: OwnerFac
     if (value === undefined || value === '') continue;
     const uidLabel = method === 'label' ? labels[`${prefix}.uid`] : undefined;
     const uid = uidLabel !== undefined && /^\d+$/.test(uidLabel) ? Number(uidLabel) : undefined;
-    if (facts.imageLabels(c.Image)?.[key] === value) {
+    if (facts.imageLabels(c.imageId)?.[key] === value) {
       // Equal to the image's: inherited, unless the labels were demonstrably set
       // at create (the shim's <p>.created_at, not the image's, at the container's
       // creation time), as when alice's own Dockerfile says LABEL <p>.user=alice.
@@ -79,7 +151,7 @@ export function detectOwner(c: ContainerDetails, prefix: string, facts: OwnerFac
   }
 
   // 3: name pattern <name>._.<uid>
-  const name = c.Name.replace(/^\//, '');
+  const name = c.name;
   const m = NAME_PATTERN.exec(name);
   if (m) {
     const uid = Number(m[2]);
@@ -98,7 +170,7 @@ export function detectOwner(c: ContainerDetails, prefix: string, facts: OwnerFac
 
   // 5: bind mounts under /home/<user>/, each validated by the source's real owner.
   const validated = new Map<string, { entry: UserEntry; source: string }>();
-  for (const source of bindSources(c)) {
+  for (const source of c.bindSources) {
     if (!underHome(source)) continue;
     const v = homeOwner(source, facts);
     if (v.entry) {
@@ -124,11 +196,11 @@ export function detectOwner(c: ContainerDetails, prefix: string, facts: OwnerFac
 }
 
 /** `<p>.created_at` differs from the image's and is within a minute of the container's creation. */
-function setAtCreate(c: ContainerDetails, prefix: string, facts: OwnerFacts): boolean {
+function setAtCreate(c: OwnerSubject, prefix: string, facts: OwnerFacts): boolean {
   const key = `${prefix}.created_at`;
-  const stamp = c.Config.Labels?.[key];
-  if (!stamp || facts.imageLabels(c.Image)?.[key] === stamp) return false;
-  const [labelled, created] = [Date.parse(stamp), Date.parse(c.Created)];
+  const stamp = c.labels[key];
+  if (!stamp || facts.imageLabels(c.imageId)?.[key] === stamp) return false;
+  const [labelled, created] = [Date.parse(stamp), c.createdMs];
   return Number.isFinite(labelled) && Number.isFinite(created) && Math.abs(created - labelled) <= 60_000;
 }
 
@@ -167,8 +239,8 @@ function homeOwner(path: string, facts: OwnerFacts): { entry?: UserEntry; why: s
   return { entry, why: '' };
 }
 
-function shortImage(c: ContainerDetails): string {
-  return c.Config.Image || c.Image.replace(/^sha256:/, '').slice(0, 12);
+function shortImage(c: OwnerSubject): string {
+  return c.imageRef || c.imageId.replace(/^sha256:/, '').slice(0, 12);
 }
 
 /** How the container was made: the label gpuguard set, else what its labels say. */

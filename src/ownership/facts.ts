@@ -6,7 +6,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import type { ContainerDetails, DockerReader } from '../docker/gateway.ts';
-import { AIME_USER_LABEL, detectOwner, type Owner, type OwnerFacts, type UserEntry } from './detect.ts';
+import { AIME_USER_LABEL, ownerOf, subjectOfInspect, subjectOfListed, type ListedContainer, type Owner, type OwnerFacts, type OwnerSubject, type UserEntry } from './detect.ts';
 
 export function parsePasswd(line: string): UserEntry | undefined {
   const [user, , uid] = line.split('\n')[0]!.split(':');
@@ -67,14 +67,43 @@ export function hostFacts(images: Map<string, Record<string, string>>, lookup: (
 }
 
 /** Images whose labels matter: those of containers that carry an owner or interface label. */
-export function imagesToCheck(containers: ContainerDetails[], prefix: string): string[] {
+export function imagesToCheck(containers: readonly OwnerSubject[], prefix: string): string[] {
   const keys = [`${prefix}.user`, `${prefix}.interface`, AIME_USER_LABEL];
-  return [...new Set(containers.filter((c) => keys.some((k) => c.Config.Labels?.[k] !== undefined)).map((c) => c.Image))];
+  return [...new Set(containers.filter((c) => keys.some((k) => c.labels[k] !== undefined)).map((c) => c.imageId))];
 }
 
-/** Owners of these containers, reading each distinct image once. */
-export async function ownersOf(reader: DockerReader, containers: ContainerDetails[], prefix: string): Promise<{ owners: Owner[]; facts: OwnerFacts }> {
-  const images = await reader.imageLabels(imagesToCheck(containers, prefix));
-  const facts = hostFacts(images);
-  return { owners: containers.map((c) => detectOwner(c, prefix, facts)), facts };
+/** Owners of these subjects: one image-label read for all of them (the reader decides how: see gateway.ts). */
+async function ownersOfSubjects(
+  reader: Pick<DockerReader, 'imageLabels'>,
+  subjects: OwnerSubject[],
+  prefix: string,
+  lookup?: (key: string) => UserEntry | undefined,
+): Promise<{ owners: Owner[]; facts: OwnerFacts }> {
+  const wanted = imagesToCheck(subjects, prefix);
+  const images = wanted.length ? await reader.imageLabels(wanted) : new Map<string, Record<string, string>>();
+  const facts = hostFacts(images, lookup);
+  return { owners: subjects.map((c) => ownerOf(c, prefix, facts)), facts };
+}
+
+/** Owners of inspected containers, reading each distinct image's labels once. */
+export async function ownersOf(reader: Pick<DockerReader, 'imageLabels'>, containers: ContainerDetails[], prefix: string): Promise<{ owners: Owner[]; facts: OwnerFacts }> {
+  return ownersOfSubjects(reader, containers.map(subjectOfInspect), prefix);
+}
+
+/**
+ * Owners of a container list as the Engine API gives it (`GET
+ * /containers/json?all=1`, rows validated by gateway.ts `parseContainerList`):
+ * no inspect per container, and one image-label read for the image rule
+ * (`reader.imageLabels`: the socket reader lists the images once). So the
+ * number of Docker calls does not grow with the number of containers. The
+ * same rule and evidence as for inspected containers (detect.ts `ownerOf`).
+ * For `docker ps`, `docker stats`, the API face's list filter and the reaper.
+ */
+export async function ownersOfList(
+  reader: Pick<DockerReader, 'imageLabels'>,
+  list: readonly ListedContainer[],
+  prefix: string,
+  lookup?: (key: string) => UserEntry | undefined,
+): Promise<{ owners: Owner[]; facts: OwnerFacts }> {
+  return ownersOfSubjects(reader, list.map(subjectOfListed), prefix, lookup);
 }

@@ -90,17 +90,16 @@ export async function guard(req: GuardRequest): Promise<GuardResult> {
   if (what.kind === 'prune') return prune(what.scope, req.args, actor, policy, pass);
 
   const { dockerReader } = await import('../docker/gateway.ts');
-  const { ownersOf } = await import('./facts.ts');
+  const { ownersOf, ownersOfList } = await import('./facts.ts');
   const reader = await dockerReader({ env, globalArgs: [...(req.globalArgs ?? [])], ...(req.socket !== undefined ? { socket: req.socket } : {}), endpoint: req.endpoint, realDocker: req.realDocker });
   const prefix = policy.labelPrefix;
 
   if (what.kind === 'containers' && listing) {
     // `docker stats` with no names shows every running container: name the user's own instead.
     const all = scan(what.spec, req.args).flags.some((f) => f.name === '-a' || f.name === '--all');
-    const ids = await reader.listContainerIds(all ? undefined : { status: ['running'] });
-    const { found } = await reader.inspectContainers(ids);
-    const containers = [...found.values()];
-    const { owners } = await ownersOf(reader, containers, prefix);
+    // One list with labels, names and mounts, one image read: no inspect per container.
+    const containers = await reader.listContainers(all ? undefined : { status: ['running'] });
+    const { owners } = await ownersOfList(reader, containers, prefix);
     const own = containers.filter((_, i) => mayActOn(actor, owners[i]!).allow).map((c) => c.Id.slice(0, 12));
     if (!own.length) return { ...pass, decision: 'deny', reasons: [`${actor.user} has no ${all ? '' : 'running '}containers; docker stats without names would show other users' containers`] };
     return { ...pass, args: [...req.args, ...own], decision: 'rewrite', reasons: [`docker stats shows the ${own.length} container(s) of ${actor.user}`] };
@@ -109,10 +108,8 @@ export async function guard(req: GuardRequest): Promise<GuardResult> {
   if (what.kind === 'ps') {
     // Ids the user's own id filters select (the daemon decides how they match), else all.
     const wanted = psIdFilters(req.args);
-    const ids = wanted.length ? await reader.listContainerIds({ id: wanted }) : await reader.listContainerIds();
-    const { found } = await reader.inspectContainers(ids);
-    const containers = [...found.values()];
-    const { owners } = await ownersOf(reader, containers, prefix);
+    const containers = await reader.listContainers(wanted.length ? { id: wanted } : undefined);
+    const { owners } = await ownersOfList(reader, containers, prefix);
     const own = containers.filter((_, i) => mayActOn(actor, owners[i]!).allow).map((c) => c.Id);
     return { actor, policy, args: rewritePs(req.args, own), decision: 'rewrite', reasons: [`docker ps lists the ${own.length} container(s) of ${actor.user}`] };
   }

@@ -10,7 +10,7 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wri
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { forgetCacheEntries } from './runtime-cache-cleanup.ts';
-import { BINARY, FIXTURES, IS_ROOT, ensureTestUsers, missing, run, runAs, startDockerd, type PrivateDockerd, type RunResult, installFace } from '../harness/index.ts';
+import { BINARY, FIXTURES, IS_ROOT, countingProxy, ensureTestUsers, missing, run, runAs, startDockerd, type PrivateDockerd, type RunResult, installFace } from '../harness/index.ts';
 
 let d: PrivateDockerd | undefined;
 let dir: string;
@@ -308,4 +308,50 @@ test('prune: a user prunes only their own stopped containers; system prune is re
   assert.equal(await exists('pa'), true);
   assert.equal((await shim('dsadmin', ['container', 'prune', '-f'])).code, 0);
   assert.equal(await exists('pa'), false, 'the admin prunes every stopped container');
+});
+
+test('docker ps and docker stats as a user: the same few Engine API calls with 3 or 23 more containers on the host, no inspect per container', async (t) => {
+  if (missing(t, { root: true }) || !d) return;
+  const proxy = await countingProxy(d.socket, join(dir, 'count.sock'));
+  try {
+    // The shim's own calls (Bun's fetch), told apart from the real CLI's by the User-Agent.
+    const shimCalls = async (user: string, args: string[]) => {
+      proxy.calls.length = 0;
+      const r = await runAs(user, join(dir, 'docker'), args, { env: { DOCKER_HOST: `unix://${proxy.socket}`, GPUGUARD_POLICY: join(dir, 'policy.yaml') } });
+      assert.equal(r.code, 0, `${user}: docker ${args.join(' ')}: ${r.stderr}`);
+      const calls = proxy.calls.filter((c) => !c.userAgent.startsWith('Docker-Client/')).map((c) => `${c.method} ${c.path.replace(/^\/v[\d.]+\//, '/')}`);
+      return { out: names(r.stdout), calls };
+    };
+    // Three images that carry owner labels, so the image rule has several images to read.
+    for (const who of ['x', 'y', 'z']) {
+      await raw(['create', '--name', `src-${who}`, 'bb', 'true']);
+      await raw(['commit', '--change', `LABEL ds01.user=mallory-${who}`, `src-${who}`, `bb-${who}`]);
+      await raw(['rm', `src-${who}`]);
+      await raw(['create', '--name', `scale-${who}`, `bb-${who}`, 'true']);
+    }
+    await raw(['create', '--name', 'scale-bob', '--label', 'ds01.user=bob', 'bb', 'true']);
+    const small = await shimCalls('bob', ['ps', '-a', '--format', '{{.Names}}']);
+    const smallStats = await shimCalls('bob', ['stats', '-a', '--no-stream', '--format', '{{.Name}}']);
+    for (let i = 0; i < 20; i++) {
+      const image = ['bb', 'bb-x', 'bb-y', 'bb-z'][i % 4]!;
+      const label = i % 2 ? ['--label', 'ds01.user=bob'] : [];
+      await raw(['create', '--name', `scale-${i}`, ...label, image, 'true']);
+    }
+    const big = await shimCalls('bob', ['ps', '-a', '--format', '{{.Names}}']);
+    const bigStats = await shimCalls('bob', ['stats', '-a', '--no-stream', '--format', '{{.Name}}']);
+    assert.deepEqual(big.calls, small.calls, 'docker ps: the same calls whatever the number of containers');
+    assert.deepEqual(bigStats.calls, smallStats.calls, 'docker stats: the same calls whatever the number of containers');
+    for (const c of [...big.calls, ...bigStats.calls]) assert.doesNotMatch(c, /^GET \/containers\/[^/?]+\/json/, 'no inspect per container');
+    assert.ok(big.calls.length <= 2 && big.calls.some((c) => c.startsWith('GET /containers/json?all=1')) && big.calls.includes('GET /images/json'), big.calls.join(', '));
+    // Same decisions: bob's labelled containers are his, on any image; the image's mallory label proves nothing.
+    const bobs = ['scale-bob', ...Array.from({ length: 10 }, (_, k) => `scale-${2 * k + 1}`)].sort();
+    assert.deepEqual(big.out.filter((n) => n.startsWith('scale-')), bobs);
+    assert.deepEqual(bigStats.out.filter((n) => n.startsWith('scale-')), bobs);
+    const admin = await shimCalls('dsadmin', ['ps', '-a', '--format', '{{.Names}}']);
+    assert.ok(['scale-0', 'scale-x', ...bobs].every((n) => admin.out.includes(n)), 'the admin sees every container');
+    assert.deepEqual(admin.calls, [], 'the admin\'s listing needs no decision');
+  } finally {
+    await proxy.close();
+    for (const n of ['bob', 'x', 'y', 'z', ...Array.from({ length: 20 }, (_, i) => i)]) await d.docker(['rm', '-f', `scale-${n}`]);
+  }
 });

@@ -184,3 +184,43 @@ test('peekLabelPrefix reads what the full loader reads (or gives up)', async () 
   assert.equal(await peekLabelPrefix({ GPUGUARD_POLICY: join(dir, 'missing.yaml') }), undefined);
   (await import('node:fs')).rmSync(dir, { recursive: true, force: true });
 });
+
+test('a row of the container list (GET /containers/json) gives the same owner and evidence as the inspect', async () => {
+  const { ownerOf, subjectOfListed } = await import('../../src/ownership/detect.ts');
+  const { summaryOfInspect } = await import('../../src/docker/gateway.ts');
+  const cases = [
+    container({ labels: { 'ds01.user': 'alice', 'ds01.uid': '1001' } }),
+    container({ image: 'sha256:labelled', labels: { 'ds01.user': 'mallory', 'aime.mlc.USER': 'mallory' } }),
+    container({ image: 'sha256:selfish', created: '2026-11-23T18:00:01.734Z', labels: { 'ds01.user': 'alice', 'ds01.created_at': '2026-11-23T18:00:00Z' } }),
+    container({ image: 'sha256:selfish', created: '2026-11-23T18:03:00Z', labels: { 'ds01.user': 'alice', 'ds01.created_at': '2026-11-23T18:00:00Z' } }),
+    container({ name: 'proj._.1003' }),
+    container({ name: 'x._.4242' }),
+    container({ labels: { 'devcontainer.local_folder': '/home/alice/planted' } }),
+    container({ mounts: [{ Type: 'bind', Source: '/home/alice/planted' }, { Type: 'bind', Source: '/home/bob/data' }] }),
+    container({ binds: ['/home/h.baker@hertie-school.lan/thesis:/work:ro'] }),
+    container({ mounts: [{ Type: 'volume', Source: '/home/bob/data' }] }),
+    container({ labels: { 'com.docker.compose.project.working_dir': '/srv/compose/carol' } }),
+    container(),
+  ];
+  for (const c of cases) assert.deepEqual(ownerOf(subjectOfListed(summaryOfInspect(c)), 'ds01', facts), detectOwner(c, 'ds01', facts), JSON.stringify(c.Config.Labels));
+  // The list names a container by its links too (/other/alias): its own name is the one without.
+  const row = { Id: 'f'.repeat(64), Names: ['/web/db', '/proj._.1003'], ImageID: 'sha256:plain', Labels: {}, Mounts: [] };
+  assert.deepEqual(detect2(ownerOf(subjectOfListed(row), 'ds01', facts)), ['carol', 'name_pattern']);
+});
+
+test('the container and image lists are checked at the edge: a wrong shape is one clear error', async () => {
+  const { parseContainerList, parseImageList } = await import('../../src/docker/gateway.ts');
+  assert.deepEqual(parseContainerList([{ Id: 'a', Names: ['/a'], Labels: null, Mounts: [{ Type: 'bind', Source: '/x', Propagation: 'rprivate' }], Extra: 1 }])[0]!.Id, 'a');
+  for (const [bad, why] of [
+    [{}, /not a list/],
+    [[{ Names: [] }], /entry 0 has no Id/],
+    [[{ Id: 'a', Labels: { k: 1 } }], /entry 0: Labels/],
+    [[{ Id: 'a', Mounts: [{ Source: 3 }] }], /entry 0: Mounts/],
+    [[{ Id: 'a', ImageID: 7 }], /entry 0: ImageID/],
+  ] as const) assert.throws(() => parseContainerList(bad), why);
+  assert.throws(() => parseImageList([{ Id: 'sha256:x', Labels: ['a'] }]), /images\/json.*entry 0: Labels/);
+});
+
+function detect2(o: { user: string | undefined; method: string }) {
+  return [o.user ?? 'unknown', o.method];
+}

@@ -21,9 +21,6 @@ export const Duration = z.union([
   z.string().regex(new RegExp(DURATION_PATTERN), { error: 'expected a duration such as 10s, 30m or 1h' }),
 ], { error: 'expected a duration such as 10s, 30m or 1h' });
 
-/** Where the API face listens and where dockerd is moved to (install.sh --api). */
-export const API_DEFAULTS = { listen: '/var/run/docker.sock', upstream: '/run/gpuguard/dockerd.sock', group: 'docker', mode: '0660' };
-
 const positive = () => z.number().positive({ error: 'expected a number greater than 0' });
 const count = () => z.number().int({ error: 'expected a whole number' }).nonnegative({ error: 'expected a whole number, 0 or more' });
 
@@ -97,6 +94,24 @@ export const RuntimeRule = z.strictObject({
   mounts: z.array(MountRule).optional(),
 });
 
+/**
+ * The API face (`gpuguard serve`, API mode): where it listens, where dockerd
+ * listens behind it, and the listen socket's group and mode. The upstream
+ * default is a root-only directory of its own (0700), not /run/gpuguard: that
+ * one is 1777 for GPU reservations, so any user could put a socket at the
+ * upstream path there before dockerd does.
+ */
+export const API_DEFAULTS = { listen: '/var/run/docker.sock', upstream: '/run/gpuguard-dockerd/docker.sock', group: 'docker', mode: '0660' } as const;
+const OCTAL_MODE_RE = /^0?[0-7]{3}$/;
+const OCTAL_MODE = 'expected an octal mode in quotes, such as "0660"';
+export const ApiSchema = z.strictObject({
+  listen: z.string().startsWith('/', { error: 'expected an absolute path' }).default(API_DEFAULTS.listen),
+  upstream: z.string().startsWith('/', { error: 'expected an absolute path' }).default(API_DEFAULTS.upstream),
+  group: z.string().min(1).default(API_DEFAULTS.group),
+  /** A quoted string: YAML reads an unquoted 0660 as the decimal number 660. */
+  mode: z.custom<string>((v) => typeof v === 'string' && OCTAL_MODE_RE.test(v), { error: OCTAL_MODE }).meta({ type: 'string', pattern: OCTAL_MODE_RE.source }).default(API_DEFAULTS.mode),
+});
+
 export const PolicySchema = z
   .strictObject({
     version: z.literal(1, { error: 'expected version: 1' }),
@@ -137,15 +152,7 @@ export const PolicySchema = z
     events: z
       .strictObject({ log: z.string().startsWith('/', { error: 'expected an absolute path' }).default('/var/log/gpuguard/events.jsonl') })
       .default({ log: '/var/log/gpuguard/events.jsonl' }),
-    /** The API face (`gpuguard serve`): the socket users reach, dockerd's root-only one behind it, and who may connect. */
-    api: z
-      .strictObject({
-        listen: z.string().startsWith('/', { error: 'expected an absolute path' }).default(API_DEFAULTS.listen),
-        upstream: z.string().startsWith('/', { error: 'expected an absolute path' }).default(API_DEFAULTS.upstream),
-        group: z.string().min(1).default(API_DEFAULTS.group),
-        mode: z.string().regex(/^0?[0-7]{3}$/, { error: 'expected a quoted octal mode such as "0660"' }).default(API_DEFAULTS.mode),
-      })
-      .default(API_DEFAULTS),
+    api: ApiSchema.default(API_DEFAULTS),
   })
   .superRefine((policy, ctx) => {
     const known = Object.keys(policy.groups);
@@ -159,6 +166,7 @@ export const PolicySchema = z
     for (const [user, override] of Object.entries(policy.users)) {
       if (override.group !== undefined && !known.includes(override.group)) unknownGroup(override.group, ['users', user, 'group']);
     }
+    if (policy.api.listen === policy.api.upstream) ctx.addIssue({ code: 'custom', path: ['api', 'upstream'], message: `the same path as api.listen (${policy.api.listen}): dockerd needs a socket of its own behind the face` });
     const names = new Set<string>();
     policy.runtime.rules?.forEach((rule, i) => {
       if (names.has(rule.name)) ctx.addIssue({ code: 'custom', path: ['runtime', 'rules', i, 'name'], message: `duplicate rule name "${rule.name}"` });
@@ -173,6 +181,7 @@ export type AggregateT = z.output<typeof Aggregate>;
 export type GpuQuotaT = z.output<typeof GpuQuotaSchema>;
 export type RuntimeRuleT = z.output<typeof RuntimeRule>;
 export type MountRuleT = z.output<typeof MountRule>;
+export type ApiT = z.output<typeof ApiSchema>;
 
 /** The rules a host with no explicit `runtime.rules` gets (defined beside the rule matching, which must not load zod). */
 export { DEFAULT_RUNTIME_RULES } from './runtime-rules.ts';

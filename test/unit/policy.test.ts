@@ -13,6 +13,12 @@ test('the DESIGN.md example policy is valid', () => {
   assert.equal(p.labelPrefix, 'ds01');
   assert.equal(p.runtime.rules?.length, 3);
   assert.equal(p.groups.students?.limits?.memory, '32g');
+  assert.deepEqual(p.api, { listen: '/var/run/docker.sock', upstream: '/run/gpuguard-dockerd/docker.sock', group: 'docker', mode: '0660' });
+});
+
+test('api: defaults without the key; an upstream of its own', () => {
+  assert.deepEqual(builtinPolicy().api, { listen: '/var/run/docker.sock', upstream: '/run/gpuguard-dockerd/docker.sock', group: 'docker', mode: '0660' });
+  assert.equal(parsePolicy('version: 1\napi: {listen: /run/face.sock}\n', 'p.yaml').api.upstream, '/run/gpuguard-dockerd/docker.sock');
 });
 
 const invalid: [string, string, string][] = [
@@ -29,6 +35,8 @@ const invalid: [string, string, string][] = [
   ['fractional pids', 'version: 1\ngroups:\n  s:\n    limits: {pids: 1.5}\n', 'p.yaml:4:20: groups.s.limits.pids: expected a whole number, got 1.5'],
   ['not a mapping', '- a\n- b\n', 'p.yaml:1:1: expected a mapping of policy keys (version, groups, …), got a list'],
   ['bad duration', 'version: 1\ngpu: {holdAfterStop: soon}\n', 'p.yaml:2:22: gpu.holdAfterStop: expected a duration such as 10s, 30m or 1h, got "soon"'],
+  ['unquoted socket mode', 'version: 1\napi: {mode: 0660}\n', 'p.yaml:2:13: api.mode: expected an octal mode in quotes, such as "0660"'],
+  ['upstream is the listen socket', 'version: 1\napi: {listen: /run/d.sock, upstream: /run/d.sock}\n', 'p.yaml:2:38: api.upstream: the same path as api.listen (/run/d.sock): dockerd needs a socket of its own behind the face'],
   ['relative mount source', 'version: 1\nruntime:\n  rules:\n    - name: x\n      mounts: [{source: srv, destination: /srv}]\n', 'p.yaml:5:25: runtime.rules.0.mounts.0.source: expected an absolute path, got "srv"'],
 ];
 for (const [name, text, message] of invalid) {

@@ -72,14 +72,15 @@ export interface ConnOptions {
 /** Bodies the face discards itself after answering (else the connection is closed). */
 const DISCARD_LIMIT = 1 << 20;
 
-export function jsonResponse(status: number, body: unknown, extra: [string, string][] = []): Buffer {
+/** The face's own answer; a HEAD request gets the head alone. */
+export function jsonResponse(status: number, body: unknown, extra: [string, string][] = [], method = 'GET'): Buffer {
   const data = Buffer.from(JSON.stringify(body), 'utf8');
   const head = serializeResponseHead(status, REASONS[status] ?? 'Error', [
     ['Content-Type', 'application/json'],
     ['Content-Length', String(data.length)],
     ...extra,
   ]);
-  return Buffer.concat([head, data]);
+  return method === 'HEAD' ? head : Buffer.concat([head, data]);
 }
 
 /** Read a head (request or response) from a pipe; null when it ends first. */
@@ -210,7 +211,7 @@ export async function serveConnection(client: Pipe, caller: PeerCred, opts: Conn
       }
       if (action.kind === 'respond') {
         const kept = head.keepAlive && (await body.discard());
-        await client.write(jsonResponse(action.status, action.json ?? {}, [...(action.headers ?? []), ...(kept ? [] : ([['Connection', 'close']] as [string, string][]))]));
+        await client.write(jsonResponse(action.status, action.json ?? {}, [...(action.headers ?? []), ...(kept ? [] : ([['Connection', 'close']] as [string, string][]))], head.method));
         if (!kept) break;
         continue;
       }

@@ -188,3 +188,48 @@ export function applyGpuGrant(body: Obj, devices: readonly GpuDevice[], labels: 
   }
   body.Labels = { ...(isObj(body.Labels) ? body.Labels : {}), ...Object.fromEntries(labels) };
 }
+
+/** A named volume a create mounts (dockerd makes it when it does not exist yet). */
+export interface VolumeRef {
+  name: string;
+  /** Where the body names it, for messages. */
+  from: string;
+  driver?: string;
+  driverOpts?: Record<string, string>;
+  labels?: Record<string, string>;
+}
+
+const BUILTIN_NETWORKS = new Set(['default', 'bridge', 'host', 'none']);
+
+/**
+ * The named volumes and networks a create body refers to (pure): Binds
+ * whose source is not a path (`name:/dst[:opts]`), Mounts of type volume,
+ * HostConfig.NetworkMode (but not the built-in modes or `container:`) and
+ * the networks of NetworkingConfig.EndpointsConfig.
+ */
+export function namedRefs(body: Obj): { volumes: VolumeRef[]; networks: string[] } {
+  const hc = isObj(body.HostConfig) ? body.HostConfig : {};
+  const volumes: VolumeRef[] = [];
+  const driver = typeof hc.VolumeDriver === 'string' && hc.VolumeDriver ? hc.VolumeDriver : undefined;
+  for (const b of Array.isArray(hc.Binds) ? hc.Binds : []) {
+    if (typeof b !== 'string') continue;
+    const source = b.split(':')[0]!;
+    if (source && !source.startsWith('/') && b.includes(':')) volumes.push({ name: source, from: `Binds ${b}`, ...(driver ? { driver } : {}) });
+  }
+  for (const m of Array.isArray(hc.Mounts) ? hc.Mounts : []) {
+    if (!isObj(m) || m.Type !== 'volume' || typeof m.Source !== 'string' || !m.Source) continue;
+    const vo = isObj(m.VolumeOptions) ? m.VolumeOptions : {};
+    const dc = isObj(vo.DriverConfig) ? vo.DriverConfig : {};
+    const strings = (v: unknown) => (isObj(v) && Object.values(v).every((x) => typeof x === 'string') ? (v as Record<string, string>) : undefined);
+    const d = typeof dc.Name === 'string' && dc.Name ? dc.Name : driver;
+    const opts = strings(dc.Options);
+    const labels = strings(vo.Labels);
+    volumes.push({ name: m.Source, from: `Mounts ${m.Source}`, ...(d ? { driver: d } : {}), ...(opts ? { driverOpts: opts } : {}), ...(labels ? { labels } : {}) });
+  }
+  const networks: string[] = [];
+  const mode = typeof hc.NetworkMode === 'string' ? hc.NetworkMode : '';
+  if (mode && !BUILTIN_NETWORKS.has(mode) && !mode.startsWith('container:')) networks.push(mode);
+  const nc = isObj(body.NetworkingConfig) ? body.NetworkingConfig : {};
+  if (isObj(nc.EndpointsConfig)) for (const n of Object.keys(nc.EndpointsConfig)) if (!BUILTIN_NETWORKS.has(n) && !networks.includes(n)) networks.push(n);
+  return { volumes, networks };
+}

@@ -20,10 +20,11 @@ import { listsOnlyOwn, mayActOn } from '../policy/ownership.ts';
 import type { Policy } from '../policy/schema.ts';
 import type { Owner } from '../ownership/detect.ts';
 import type { Action, RequestContext } from './conn.ts';
-import { applyGpuGrant, applySettings, createRequestOf, gpuRequestOf, interfaceOfBody, readCreateBody } from './create.ts';
+import { applyGpuGrant, applySettings, createRequestOf, gpuRequestOf, interfaceOfBody, namedRefs, readCreateBody, type VolumeRef } from './create.ts';
 import { bodyAsDockerdReadsIt, createBodyAsDockerdReadsIt, HOST_CONFIG_FIELDS, isObj, parseJsonBody } from './gobody.ts';
 import { HttpError } from './http.ts';
 import { labelOwner, type Owners } from './owners.ts';
+import { securityOfCreate, securityOfExecCreate, securityOfVolumeCreate } from './security.ts';
 import { queryOne, withQuery, type Target } from './target.ts';
 import type { Upstream } from './upstream.ts';
 import { daemonMessage } from './upstream.ts';
@@ -244,7 +245,12 @@ class Request {
       if ('refusal' in body) return this.refuse(body.refusal.reason, body.refusal.rule, { container: c.value.Id }, () => this.forward(target, { body: body.forward }));
       more.body = body.forward;
     }
-    if (verb === 'exec') more.body = await this.execCreateBody();
+    if (verb === 'exec') {
+      const body = await this.execCreateBody();
+      const refusal = firstRefusal(applyMode(await securityOfExecCreate(this.policy, this.who, body), this.policy.mode));
+      if (refusal) return this.refuse(refusal.reason, refusal.rule, { container: c.value.Id });
+      more.body = Buffer.from(JSON.stringify(body));
+    }
     if (LOGGED_VERBS.has(verb)) this.log('allow', [`${this.who.user} may ${verbWord(verb)} ${name} (${c.owner.method === 'none' ? 'admin' : c.owner.evidence})`], { container: c.value.Id });
     return this.forward(target, more);
   }
@@ -277,14 +283,13 @@ class Request {
     return refusal ? { forward, refusal } : { forward };
   }
 
-  /** Exec create: canonical names (the security rules read Privileged here once they apply to exec). */
-  private async execCreateBody(): Promise<Buffer> {
-    const raw = bodyAsDockerdReadsIt(
+  /** Exec create, with canonical field names (the security rules read Privileged). */
+  private async execCreateBody(): Promise<Obj> {
+    return bodyAsDockerdReadsIt(
       parseJsonBody(await this.req.readBody(MAX_JSON_BODY), 'exec body'),
       ['AttachStdin', 'AttachStdout', 'AttachStderr', 'ConsoleSize', 'DetachKeys', 'Tty', 'Env', 'Cmd', 'Privileged', 'User', 'WorkingDir'],
       'exec body',
     );
-    return Buffer.from(JSON.stringify(raw));
   }
 
   private async exec(id: string, verb: 'json' | 'start' | 'resize'): Promise<Action> {
@@ -340,6 +345,7 @@ class Request {
       [
         ...decideCreate(this.policy, this.who, asked, { now: new Date(), iface, ...(containerCount !== undefined ? { containerCount } : {}), ...(countError ? { countError } : {}) }),
         ...gpuDecisions,
+        ...(await securityOfCreate(this.policy, this.who, raw)),
       ],
       this.policy.mode,
     );
@@ -350,6 +356,17 @@ class Request {
       return { kind: 'respond', status: 403, json: { message: `gpuguard: ${refusal.reason}` } };
     }
     applySettings(raw, decisions);
+    // Named volumes and networks: another user's are not to be mounted or joined.
+    const refs = namedRefs(raw);
+    const missingVolumes = await this.checkNamedRefs(refs);
+    if ('refusal' in missingVolumes) {
+      const r = missingVolumes.refusal;
+      if (this.policy.mode !== 'audit') {
+        this.log('deny', [...reasons, `deny ${r.rule}: ${r.reason}`]);
+        return { kind: 'respond', status: 403, json: { message: `gpuguard: ${r.reason}` } };
+      }
+      reasons.push(`warn ${r.rule}: audit mode, not refused: ${r.reason}`);
+    }
     let release: (() => void) | undefined;
     let gpus: string[] | undefined;
     if (gpuRequest && gpuRequest.kind !== 'none') {
@@ -370,9 +387,51 @@ class Request {
         }
       }
     }
+    // Volumes dockerd would make on the fly are made here first, with their owner's labels.
+    for (const v of 'create' in missingVolumes ? missingVolumes.create : []) {
+      const made = await this.createVolumeFor(v);
+      if (made) {
+        release?.();
+        this.log('deny', [...reasons, `volume ${v.name}: ${daemonMessage(made)}`]);
+        return this.daemonSays(made);
+      }
+      reasons.push(`add volume ${v.name} (${v.from}) made with the owner labels of ${this.who.user}`);
+    }
     const warned = decisions.some((d) => d.verdict === 'warn') || reasons.some((r) => r.startsWith('warn '));
     this.log(warned ? 'warn' : overallDecision(decisions) === 'allow' && !gpus ? 'allow' : 'rewrite', reasons, { interface: iface, ...(gpus ? { gpus } : {}) });
     return this.forward(this.req.target, { body: Buffer.from(JSON.stringify(raw)), ...(release ? { done: release } : {}) });
+  }
+
+  /** Named volumes and networks of a create: refused when another user's; volumes to make when missing. */
+  private async checkNamedRefs(refs: ReturnType<typeof namedRefs>): Promise<{ create: VolumeRef[] } | { refusal: Decision }> {
+    for (const n of refs.networks) {
+      const r = await this.up.get(`/networks/${encodeURIComponent(n)}`);
+      if (r.status === 200 && isObj(r.body) && !this.visibleNamed('network', r.body)) {
+        return { refusal: { rule: 'ownership.network', verdict: 'deny', reason: `network "${n}" belongs to another user; use a network of your own (docker network create) or the default one` } };
+      }
+    }
+    const create: VolumeRef[] = [];
+    for (const v of refs.volumes) {
+      const r = await this.up.get(`/volumes/${encodeURIComponent(v.name)}`);
+      if (r.status === 200 && isObj(r.body)) {
+        if (!this.visibleNamed('volume', r.body)) {
+          return { refusal: { rule: 'ownership.volume', verdict: 'deny', reason: `volume "${v.name}" (${v.from}) belongs to another user; mount a volume of your own` } };
+        }
+      } else if (r.status === 404) {
+        const reserved = firstRefusal(applyMode(decideReservedLabels(this.policy, this.who, { labels: Object.entries(v.labels ?? {}).map(([key, value]) => ({ key, value, from: `${v.from} VolumeOptions.Labels` })) }), this.policy.mode));
+        if (reserved) return { refusal: reserved };
+        if (!create.some((c) => c.name === v.name)) create.push(v);
+      }
+    }
+    return { create };
+  }
+
+  /** Make a volume a create would make implicitly, with owner labels; dockerd's error reply if it fails. */
+  private async createVolumeFor(v: VolumeRef): Promise<{ status: number; body: unknown; text: string } | undefined> {
+    const owner = decideOwnerLabels(this.policy, this.who, { labels: [] }, { now: new Date(), iface: 'api' });
+    const labels = { ...(v.labels ?? {}), ...Object.fromEntries((owner.add ?? []).flatMap((s) => (s.kind === 'label' ? [[s.key, s.value]] : []))) };
+    const r = await this.up.json('POST', '/volumes/create', { Name: v.name, ...(v.driver ? { Driver: v.driver } : {}), ...(v.driverOpts ? { DriverOpts: v.driverOpts } : {}), Labels: labels });
+    return r.status === 201 || r.status === 200 ? undefined : r;
   }
 
   private async countContainers(): Promise<number> {
@@ -604,7 +663,14 @@ class Request {
     }
     const labels = (body.Labels ?? {}) as Record<string, string>;
     const asked: CreateRequest = { labels: Object.entries(labels).map(([key, value]) => ({ key, value, from: `${kind} Labels` })) };
-    const decisions = applyMode([...decideReservedLabels(this.policy, this.who, asked), decideOwnerLabels(this.policy, this.who, asked, { now: new Date(), iface: 'api' })], this.policy.mode);
+    const decisions = applyMode(
+      [
+        ...decideReservedLabels(this.policy, this.who, asked),
+        decideOwnerLabels(this.policy, this.who, asked, { now: new Date(), iface: 'api' }),
+        ...(kind === 'volume' ? await securityOfVolumeCreate(this.policy, this.who, body) : []),
+      ],
+      this.policy.mode,
+    );
     const refusal = firstRefusal(decisions);
     const reasons = decisions.map((d) => `${d.verdict} ${d.rule}: ${d.reason}`);
     if (refusal) {

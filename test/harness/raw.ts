@@ -11,7 +11,7 @@ import { execa } from 'execa';
 
 const CLIENT = `
 import socket, sys, time
-path, quiet, pause_after, want = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+path, quiet, pause_after, want, heads = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5].split(',')
 data = sys.stdin.buffer.read()
 
 def complete(buf):
@@ -25,7 +25,7 @@ def complete(buf):
         status = int(head[0].split(' ')[1])
         cl = [h.split(':', 1)[1].strip() for h in head[1:] if h.startswith('content-length:')]
         chunked = any(h.startswith('transfer-encoding:') and 'chunked' in h for h in head[1:])
-        if status in (101, 204, 304) or (100 <= status < 200):
+        if status in (101, 204, 304) or (100 <= status < 200) or (n < len(heads) and heads[n] == 'HEAD'):
             pass
         elif cl:
             if len(buf) < int(cl[0]): return n
@@ -62,10 +62,12 @@ sys.stdout.buffer.write(out)
 /** Send `data` as `user` on `socket`; returns every byte received. */
 export async function rawExchange(user: string, socket: string, data: string | Buffer, opts: { quietMs?: number; pauseAfter?: number; responses?: number } = {}): Promise<Buffer> {
   // Stop once as many whole responses as requests came back (or the server closed, or went quiet).
-  const want = opts.responses ?? (Buffer.isBuffer(data) ? data.toString('utf8') : data).split(/\r\n\r\n/).filter((p) => /^[A-Z]+ \S+ HTTP\/1\.[01]\r\n/m.test(p)).length;
-  const r = await execa('runuser', ['-u', user, '--', 'python3', '-c', CLIENT, socket, String((opts.quietMs ?? 5000) / 1000), String(opts.pauseAfter ?? 0), String(want)], {
+  const heads = (Buffer.isBuffer(data) ? data.toString('utf8') : data).split(/\r\n\r\n/).flatMap((p) => /([A-Z]+) \S+ HTTP\/1\.[01]\r\n/.exec(p)?.[1] ?? []);
+  const want = opts.responses ?? heads.length;
+  const r = await execa('runuser', ['-u', user, '--', 'python3', '-c', CLIENT, socket, String((opts.quietMs ?? 5000) / 1000), String(opts.pauseAfter ?? 0), String(want), heads.join(',')], {
     input: Buffer.isBuffer(data) ? data : Buffer.from(data, 'utf8'),
     encoding: 'buffer',
+    stripFinalNewline: false,
     reject: false,
     timeout: 60_000,
   });

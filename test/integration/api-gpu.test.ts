@@ -111,18 +111,27 @@ test('every form of GPU request in a create body is allocated, and the quota hol
 
 test('docker start re-checks the GPU quota: a stopped container cannot come back when its owner holds their quota elsewhere', async (t) => {
   if (missing(t, { root: true, commands: ['dockerd', 'runuser'] }) || !face) return;
-  assert.equal((await as('ggu1', ['run', '-d', '--name', 'first', '--gpus', '1', 'bb', 'sleep', '600'])).code, 0);
-  assert.equal((await as('ggu1', ['stop', '-t', '0', 'first'])).code, 0);
-  // holdAfterStop 0s: the stopped container's slice is free again, so a new one may take a slice
-  const second = await as('ggu1', ['run', '-d', '--name', 'second', '--gpus', '1', 'bb', 'sleep', '600']);
-  assert.equal(second.code, 0, second.stderr);
-  const start = await as('ggu1', ['start', 'first']);
-  assert.notEqual(start.code, 0);
-  assert.match(start.stderr, /gpuguard: starting "first" would give ggu1 2 GPU devices and gpus\.max is 1/);
+  const ok = async (user: string, args: string[]) => {
+    const r = await as(user, args);
+    assert.equal(r.code, 0, `${user}: docker ${args.join(' ')}: ${r.stderr}`);
+  };
+  await ok('ggu1', ['run', '-d', '--name', 'first', '--gpus', '1', 'bb', 'sleep', '600']);
+  const firstDevice = (await held()).get('first')![0];
+  await ok('ggu1', ['stop', '-t', '0', 'first']);
+  // holdAfterStop 0s: its slice is free; ggu2 takes it, so ggu1's next container gets another slice
+  await ok('ggu2', ['run', '-d', '--name', 'interim', '--gpus', `device=${firstDevice}`, 'bb', 'sleep', '600']);
+  await ok('ggu1', ['run', '-d', '--name', 'second', '--gpus', '1', 'bb', 'sleep', '600']);
+  const taken = await as('ggu1', ['start', 'first']);
+  assert.notEqual(taken.code, 0);
+  assert.match(taken.stderr, /gpuguard: GPU 0\.0 \(MIG-[0-9a-f-]+\) of container "first" has been taken by container "interim"/);
+  await ok('ggu2', ['rm', '-f', 'interim']);
+  // the slice is free again, but ggu1 holds her one device in "second": starting "first" would be two
+  const over = await as('ggu1', ['start', 'first']);
+  assert.notEqual(over.code, 0);
+  assert.match(over.stderr, /gpuguard: starting "first" would give ggu1 2 GPU devices and gpus\.max is 1/);
   assert.equal((await d!.docker(['inspect', '--format', '{{.State.Running}}', 'first'])).stdout.trim(), 'false');
-  assert.equal((await as('ggu1', ['rm', '-f', 'second'])).code, 0);
-  const again = await as('ggu1', ['start', 'first']);
-  assert.equal(again.code, 0, again.stderr);
+  await ok('ggu1', ['rm', '-f', 'second']);
+  await ok('ggu1', ['start', 'first']);
   await rmAll();
 });
 

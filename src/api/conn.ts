@@ -185,7 +185,15 @@ type Outcome = 'continue' | 'close' | 'raw';
 
 export async function serveConnection(client: Pipe, caller: PeerCred, opts: ConnOptions): Promise<void> {
   let up: Pipe | undefined;
+  let hijacked = false;
   client.whenClosed(() => up?.destroy());
+  // A client that ends its side outside a hijacked stream has gone (dockerd's Go server cancels the
+  // request on that too): the upstream request is aborted, so a `logs -f` does not stream on to nobody.
+  client.whenEnded(() => {
+    if (hijacked) return;
+    up?.destroy();
+    client.destroy();
+  });
   try {
     for (;;) {
       if (opts.draining() && !client.hasBuffered) break;
@@ -231,6 +239,7 @@ export async function serveConnection(client: Pipe, caller: PeerCred, opts: Conn
         return 'close' as const;
       });
       if (outcome === 'raw') {
+        hijacked = true;
         await rawPipe(client, up);
         break;
       }

@@ -33,6 +33,7 @@ export class Pipe {
   /** Our write side is shut. */
   writeEnded = false;
   private closeListeners: (() => void)[] = [];
+  private endListeners: (() => void)[] = [];
 
   constructor(readonly socket: RawSocket) {}
 
@@ -52,6 +53,7 @@ export class Pipe {
   onEnd(): void {
     this.ended = true;
     this.wake();
+    for (const l of this.endListeners.splice(0)) l();
   }
 
   onDrain(): void {
@@ -63,9 +65,16 @@ export class Pipe {
     this.closed = true;
     this.ended = true;
     this.wake();
+    for (const l of this.endListeners.splice(0)) l();
     const err = new Error('socket closed');
     for (const p of this.pending.splice(0)) p.reject(err);
     for (const l of this.closeListeners.splice(0)) l();
+  }
+
+  /** Run `fn` when the peer sends FIN (or the socket closes). */
+  whenEnded(fn: () => void): void {
+    if (this.ended) fn();
+    else this.endListeners.push(fn);
   }
 
   /** Run `fn` when the socket closes (at once if it has). */

@@ -2,6 +2,7 @@
 # gpuguard installer. Run as root on the GPU host:
 #   sudo ./install.sh                 install (again: changes nothing)
 #   sudo ./install.sh --dry-run       print every step, change nothing
+#   sudo ./install.sh --api           API mode: dockerd behind gpuguard serve (docs/operations.md)
 #   sudo ./install.sh --concourse     also take over /opt/concourse/bin/runc
 #   sudo ./install.sh --uninstall     undo every change, byte for byte
 # Options (--root DIR for packagers and tests, --daemon-json, --dockerd-pid …):

@@ -258,6 +258,8 @@ export const DaemonInfo = z.looseObject({
   DefaultRuntime: z.string().optional(),
   CgroupDriver: z.string().optional(),
   ServerVersion: z.string().optional(),
+  ContainersRunning: z.number().optional(),
+  LiveRestoreEnabled: z.boolean().optional(),
   /** Set (with exit code 0) when the CLI could not reach the daemon. */
   ServerErrors: z.array(z.string()).nullable().optional(),
 });

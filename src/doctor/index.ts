@@ -17,6 +17,7 @@ import { DEFAULTS, RUNTIME_NAME, underRoot, explicitLoc, type Loc } from '../ins
 import { hostPath, readState, type InstallState } from '../install/state.ts';
 import type { DaemonConfig } from '../install/daemon-json.ts';
 import type { ContainerDetails, DaemonInfo } from '../docker/gateway.ts';
+import type { ApiDoctorContext } from './api.ts';
 
 export type Status = 'ok' | 'warn' | 'fail';
 export interface CheckResult {
@@ -136,8 +137,12 @@ class Doctor {
     this.checkPolicy();
     this.findRealDocker();
     await this.queryDocker();
-    this.checkShimOnPath();
-    this.checkUserPath();
+    if (this.state?.api) {
+      this.checkShimOffPath();
+    } else {
+      this.checkShimOnPath();
+      this.checkUserPath();
+    }
     this.checkRealCli();
     this.checkRuntimes();
     this.checkConcourse();
@@ -145,6 +150,33 @@ class Doctor {
     this.checkEventLog();
     this.checkCgroupDriver();
     await this.checkBypasses();
+    const { checkApi, checkTcp } = await import('./api.ts');
+    const ctx = this.apiContext();
+    if (this.state?.api) await checkApi(ctx);
+    checkTcp(ctx);
+  }
+
+  /** What the boundary checks (./api.ts) need of this doctor. */
+  private apiContext(): ApiDoctorContext {
+    return {
+      root: this.o.root,
+      policy: this.policy,
+      api: this.state?.api,
+      daemon: this.daemon,
+      daemonFile: this.o.daemonJson ?? this.state?.daemonJson.host ?? underRoot(this.o.root, DEFAULTS.daemonJson).host,
+      dockerdPid: this.state?.dockerdPid ?? (this.o.root === '/' ? DEFAULTS.dockerdPid : undefined),
+      host: (view) => this.host(view),
+      sampleUser: () => this.sampleUser(),
+      realCli: () => this.asker ?? (this.realDocker && executable(this.realDocker) && !this.isOurs(this.realDocker) ? this.realDocker : undefined),
+      add: (check, status, message, fix) => this.add(check, status, message, fix),
+    };
+  }
+
+  /** API mode: the face decides, so the first docker must be the real CLI (a shim there would decide each request a second time). */
+  private checkShimOffPath(): void {
+    const first = this.pathDirs().map((d) => join(d, 'docker')).find((p) => this.resolve(p) && (this.o.root !== '/' || executable(p)));
+    if (first && this.isOurs(first)) this.add('shim-on-path', 'fail', `root's first docker is ${first}, gpuguard's shim: in API mode every request would be decided twice (and the face refuses the shim's labels as reserved)`, 'install.sh --uninstall, then install.sh --api (API mode leaves the real CLI on PATH)');
+    else this.add('shim-on-path', 'ok', `API mode: root's first docker is ${first ?? 'none'} (the real CLI); the face decides every request`);
   }
 
   private checkPolicy(): void {

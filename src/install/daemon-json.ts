@@ -6,6 +6,7 @@
  */
 import { GpuguardError } from '../errors.ts';
 import { RUNTIME_NAME } from './layout.ts';
+import { parseHost } from './dockerd-hosts.ts';
 
 export interface RuntimeEntry {
   path: string;
@@ -116,5 +117,37 @@ export function unmergeDaemonConfig(current: DaemonConfig, libView: string, real
     if (previousDefault) config['default-runtime'] = previousDefault;
     else delete config['default-runtime'];
   }
+  return config;
+}
+
+/**
+ * API mode without socket activation: dockerd listens where daemon.json's
+ * `hosts` says, and only there. Its unix and fd listeners become the one
+ * upstream socket; a TCP listener stays only behind TLS client verification
+ * (`tlsverify`), because without it anyone who reaches the port is root on
+ * the host, around the face. Returns the new config and the `hosts` before
+ * (null: no such key), for uninstall.
+ */
+export function mergeApiHosts(original: DaemonConfig, upstream: string, file: string): { config: DaemonConfig; previous: string[] | null } {
+  const before = original.hosts;
+  if (before !== undefined && (!Array.isArray(before) || before.some((h) => typeof h !== 'string'))) throw new GpuguardError(`${file}: "hosts" must be a list of strings such as "unix:///var/run/docker.sock"; fix it, then run install.sh --api again`);
+  const tcp: string[] = [];
+  for (const spec of (before ?? []) as string[]) {
+    const l = parseHost(spec);
+    if (l.kind !== 'tcp') continue;
+    if (original.tlsverify !== true) throw new GpuguardError(`${file}: "hosts" has ${spec} without "tlsverify": true: anyone who reaches that port is root on this host, around the face; remove it (or require client certificates with "tlsverify"), then run install.sh --api again`);
+    tcp.push(spec);
+  }
+  const config: DaemonConfig = structuredClone(original);
+  config.hosts = [`unix://${upstream}`, ...tcp];
+  return { config, previous: before === undefined ? null : [...(before as string[])] };
+}
+
+/** The inverse for a daemon.json edited after install: `hosts` as it was (gone if it was not there). */
+export function unmergeApiHosts(current: DaemonConfig, previous: string[] | null | undefined): DaemonConfig {
+  const config: DaemonConfig = structuredClone(current);
+  if (previous === undefined) return config;
+  if (previous === null) delete config.hosts;
+  else config.hosts = [...previous];
   return config;
 }

@@ -15,13 +15,17 @@ import { readLink } from '../sys/fastfs.ts';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { GpuguardError } from '../errors.ts';
-import { parsePolicy } from '../policy/load.ts';
-import { mergeDaemonConfig, parseDaemonJson, formatDaemonJson, unmergeDaemonConfig, wrapperPath } from './daemon-json.ts';
+import { DEFAULT_POLICY_PATH, parsePolicy } from '../policy/load.ts';
+import { mergeApiHosts, mergeDaemonConfig, parseDaemonJson, formatDaemonJson, unmergeApiHosts, unmergeDaemonConfig, wrapperPath, type DaemonConfig } from './daemon-json.ts';
 import { divert, listDiversions, owningPackage, undivert } from './dpkg.ts';
 import { DEFAULTS, INSTALL_USAGE, parseInstallArgs, RUNTIME_NAME, type InstallOptions, type Loc } from './layout.ts';
-import { ensurePolicyKeys, examplePolicy } from './policy-file.ts';
+import { ensureApiKey, ensurePolicyKeys, examplePolicy } from './policy-file.ts';
 import { hostPath, readState, statePath, type Change, type InstallState } from './state.ts';
 import { reloadDockerd, verifyRuntime, waitForInfo } from './dockerd.ts';
+import {
+  applyApiLive, checkRestartIsSafe, dockerdEnv, dockerdLaunch, installApiFiles, liveSystemd, planApi, readApiSettings, removeUpstreamDir, uninstallApiAfter, uninstallApiBefore,
+  type ApiFilesResult, type ApiState, type InstallSteps,
+} from './api.ts';
 
 export const BACKUP_SUFFIX = '.pre-gpuguard';
 
@@ -79,18 +83,22 @@ function writeAtomic(path: string, data: string | Buffer, mode: number, owner?: 
   renameSync(tmp, path);
 }
 
-class Installer {
+class Installer implements InstallSteps {
   private state: InstallState;
   private readonly fresh: boolean;
   private changed = false;
   /** Directories a dry run would have created (so each is reported once). */
   private readonly planned = new Set<string>();
   private daemonChanged = false;
+  /** The installed binary was replaced: a long-running face must restart to run it. */
+  private binaryChanged = false;
+  /** daemon.json's `hosts` changed (API mode without socket activation): dockerd must restart. */
+  private apiHostsChanged = false;
   private readonly shimTarget: string;
 
   constructor(
-    private readonly opts: InstallOptions,
-    private readonly out: Out,
+    readonly opts: InstallOptions,
+    readonly out: Out,
   ) {
     const prior = readState(opts.stateDir);
     this.fresh = !prior;
@@ -102,7 +110,7 @@ class Installer {
     this.shimTarget = `${opts.lib.view}/gpuguard`;
   }
 
-  private act(what: string, fn: () => void): void {
+  act(what: string, fn: () => void): void {
     this.changed = true;
     if (this.opts.dryRun) {
       this.out(`install: would ${what}`);
@@ -123,7 +131,7 @@ class Installer {
   }
 
   /** The host path of a view path: under --root unless it is one of the explicit locations. */
-  private host(view: string): string {
+  host(view: string): string {
     return hostPath({ root: this.opts.root, explicit: this.explicitPaths() }, view);
   }
 
@@ -137,7 +145,7 @@ class Installer {
     }
   }
 
-  private mkdirp(dir: string, mode = 0o755): void {
+  mkdirp(dir: string, mode = 0o755): void {
     const missing: string[] = [];
     for (let d = dir; !lexists(d) && !this.planned.has(d); d = dirname(d)) missing.unshift(d);
     if (this.opts.dryRun) for (const d of missing) this.planned.add(d);
@@ -150,7 +158,7 @@ class Installer {
     }
   }
 
-  private ensureSymlink(path: string, target: string): void {
+  ensureSymlink(path: string, target: string): void {
     const current = readLink(path);
     if (current === target) return;
     if (lexists(path)) {
@@ -199,29 +207,103 @@ class Installer {
     });
   }
 
+  /** A file install owns: created when missing, rewritten when it differs from what install writes now. */
+  ensureFile(path: string, text: string, mode: number, describe: string): boolean {
+    if (!lexists(path)) {
+      this.createFile(path, text, mode, describe);
+      return true;
+    }
+    if (readFileSync(path, 'utf8') === text && (statSync(path).mode & 0o7777) === mode) return false;
+    if (!this.state.changes.some((c) => c.kind === 'created' && c.path === path)) throw new GpuguardError(`${path} exists and was not made by install.sh; move it away, then run install.sh again`);
+    this.act(`update: ${describe} (${path})`, () => writeAtomic(path, text, mode));
+    return true;
+  }
+
   async install(): Promise<number> {
     requireRoot(this.opts, 'install');
     if (!existsSync(this.opts.binary)) throw new GpuguardError(`${this.opts.binary}: the gpuguard binary to install does not exist; run npm run build (install.sh does)`);
+    this.checkMode();
     this.installBinary();
-    const realDocker = this.takeOver('docker', true);
-    const realCompose = this.opts.compose ? this.takeOver('docker-compose', false) : undefined;
+    // API mode: the real CLI stays first on PATH (the face decides); shim mode: the shim takes its place.
+    const realDocker = this.opts.api ? this.realCliOnPath() : this.takeOver('docker', true);
+    const realCompose = this.opts.compose && !this.opts.api ? this.takeOver('docker-compose', false) : undefined;
     if (realDocker) this.state.realDocker = realDocker;
     if (realCompose) this.state.realCompose = realCompose;
-    const cgroupDriver = this.wrapRuntimes(realDocker !== undefined);
+    const api = this.opts.api ? this.planApi() : undefined;
+    const cgroupDriver = this.wrapRuntimes(realDocker !== undefined, api);
     const concourseReal = this.opts.concourse ? this.takeOverConcourse(this.opts.concourse) : undefined;
     const realRuntime = this.state.runtimes[RUNTIME_NAME] ?? concourseReal;
-    const eventsLog = this.writePolicy(realDocker, realRuntime, cgroupDriver);
+    const eventsLog = this.writePolicy(realDocker, realRuntime, cgroupDriver, api);
     this.prepareEventLog(eventsLog);
     this.prepareRunDirs();
+    const apiFiles = api ? this.installApi(api) : undefined;
     if (!this.changed) {
       this.out('install: nothing to change: gpuguard is installed as recorded in ' + statePath(this.opts.stateDir));
       return 0;
     }
+    const restarts = api && apiFiles && apiFiles.dockerMoved && liveSystemd(api, this.opts);
+    if (restarts && this.opts.dryRun && this.state.realDocker) await checkRestartIsSafe(this.host(this.state.realDocker), dockerdEnv(this.state.api, (v) => this.host(v)));
     if (!this.opts.dryRun) this.saveState();
-    if (this.daemonChanged) await this.reload();
+    // A restart (API mode with systemd) applies daemon.json as a reload would.
+    if (this.daemonChanged && !restarts) await this.reload();
+    if (api && apiFiles) await this.startApi(api, apiFiles, restarts === true);
     if (this.opts.dryRun) this.out('install: dry run: nothing was changed');
     else this.out(`install: done; check with: ${this.opts.lib.view}/gpuguard doctor`);
     return 0;
+  }
+
+  /** One mode per host: switching between shim and API mode goes through --uninstall. */
+  private checkMode(): void {
+    if (this.fresh) return;
+    if (this.opts.api && !this.state.api) {
+      throw new GpuguardError(`gpuguard is installed in shim mode here (${statePath(this.opts.stateDir)}): in API mode the real docker CLI goes back on PATH and the face decides; run install.sh --uninstall, then install.sh --api`);
+    }
+    if (!this.opts.api && this.state.api) {
+      throw new GpuguardError(`gpuguard is installed in API mode here (${statePath(this.opts.stateDir)}): run install.sh --api to update it, or install.sh --uninstall first to go back to shim mode`);
+    }
+  }
+
+  /** API mode: the first docker on PATH must be the real CLI (a shim left there would decide every request a second time). */
+  private realCliOnPath(): string | undefined {
+    for (const dir of this.opts.binDirs) {
+      const host = join(dir.host, 'docker');
+      if (!lexists(host)) continue;
+      if (this.isOurs(host)) throw new GpuguardError(`${host} is gpuguard's docker shim (left from a shim-mode install?): in API mode the real CLI must be there, or every request is decided twice; put the real docker back (install.sh --uninstall does), then run install.sh --api`);
+      return join(dir.view, 'docker');
+    }
+    if (!this.opts.concourse) throw new GpuguardError(`no docker found in ${this.opts.binDirs.map((d) => d.host).join(', ')}; install the docker CLI (apt-get install docker.io) first`);
+    return undefined;
+  }
+
+  private planApi(): ApiState {
+    const settings = readApiSettings(this.opts.policy.host);
+    const file = this.opts.daemonJson.host;
+    const daemon = lexists(file) ? parseDaemonJson(readFileSync(file, 'utf8'), file) : {};
+    // Our own daemon.json hosts (a second install) are not a foreign listener: judge the file as it was before.
+    const before: DaemonConfig = this.state.api?.via === 'daemon.json' ? unmergeApiHosts(daemon, this.state.api.previousHosts) : daemon;
+    const launch = dockerdLaunch(this.opts.root, (v) => this.host(v), this.opts.dockerdPid);
+    const plan = planApi(settings, launch, before, file, (v) => this.host(v), this.opts.root);
+    plan.createdDir = this.state.api?.createdDir;
+    if (plan.via === 'daemon.json') plan.previousHosts = this.state.api ? this.state.api.previousHosts : before.hosts === undefined ? null : [...(before.hosts as string[])];
+    return plan;
+  }
+
+  private policyEnv(): string | undefined {
+    return this.opts.policy.view === DEFAULT_POLICY_PATH ? undefined : this.opts.policy.view;
+  }
+
+  private installApi(api: ApiState): ApiFilesResult {
+    const result = installApiFiles(this, api, `${this.opts.lib.view}/gpuguard`, this.policyEnv(), this.apiHostsChanged);
+    this.state.api = api;
+    return { ...result, binaryChanged: this.binaryChanged };
+  }
+
+  private async startApi(api: ApiState, files: ApiFilesResult, restarted: boolean): Promise<void> {
+    await applyApiLive(api, files, this.opts, this.out, `${this.opts.lib.view}/gpuguard`, this.policyEnv());
+    if (restarted && !this.opts.dryRun && this.state.realDocker) {
+      await verifyRuntime(this.host(this.state.realDocker), RUNTIME_NAME, true, dockerdEnv(api, (v) => this.host(v)));
+      this.out(`install: docker info lists runtime "${RUNTIME_NAME}" as the default`);
+    }
   }
 
   private installBinary(): void {
@@ -234,6 +316,7 @@ class Installer {
       });
     } else if (statSync(dest).size !== statSync(this.opts.binary).size || sha256(dest) !== sha256(this.opts.binary)) {
       this.act(`upgrade ${dest} from ${this.opts.binary}`, () => writeAtomic(dest, readFileSync(this.opts.binary), 0o755));
+      this.binaryChanged = true;
     }
     this.ensureSymlink(join(this.opts.lib.host, 'gpuguard-runc'), this.shimTarget);
     // The admin CLI on PATH: /usr/local/bin/gpuguard (or in the first --bin-dir).
@@ -310,10 +393,10 @@ class Installer {
   }
 
   /** Merge daemon.json and lay out one wrapper (+ `.real` link) per runtime. Returns the cgroup driver it names. */
-  private wrapRuntimes(haveDocker: boolean): 'systemd' | 'cgroupfs' {
+  private wrapRuntimes(haveDocker: boolean, api?: ApiState): 'systemd' | 'cgroupfs' {
     const file = this.opts.daemonJson.host;
     const exists = lexists(file);
-    if (!haveDocker && !exists) return this.guessCgroupDriver({});
+    if (!haveDocker && !exists && api?.via !== 'daemon.json') return this.guessCgroupDriver({});
     const text = exists ? readFileSync(file, 'utf8') : '';
     const original = parseDaemonJson(text, file);
     const realRunc = this.findRunc();
@@ -331,11 +414,16 @@ class Installer {
       this.state.previousDefaultRuntime = merged.previousDefault;
     }
     this.state.runtimes = merged.wrapped;
+    if (api?.via === 'daemon.json') {
+      const withHosts = mergeApiHosts(merged.config, api.upstream, file).config;
+      this.apiHostsChanged = JSON.stringify(withHosts.hosts) !== JSON.stringify(original.hosts);
+      merged.config = withHosts;
+    }
     const newText = formatDaemonJson(merged.config, text);
     if (newText !== text) {
       this.daemonChanged = true;
       const names = Object.keys(merged.wrapped).filter((n) => n !== RUNTIME_NAME);
-      const describe = `register runtime "${RUNTIME_NAME}" as dockerd's default-runtime${names.length ? ` and route ${names.map((n) => `"${n}"`).join(', ')} through the wrapper` : ''}`;
+      const describe = `register runtime "${RUNTIME_NAME}" as dockerd's default-runtime${names.length ? ` and route ${names.map((n) => `"${n}"`).join(', ')} through the wrapper` : ''}${this.apiHostsChanged ? `; dockerd listens only on ${api!.upstream} ("hosts")` : ''}`;
       if (exists) this.replaceFile(file, newText, 'daemon.json', describe);
       else this.createFile(file, newText, 0o644, describe);
     }
@@ -378,13 +466,14 @@ class Installer {
   }
 
   /** Write the example policy, or keep the existing one right. Returns the event log's view path. */
-  private writePolicy(realDocker: string | undefined, realRuntime: string | undefined, cgroupDriver: 'systemd' | 'cgroupfs'): string {
+  private writePolicy(realDocker: string | undefined, realRuntime: string | undefined, cgroupDriver: 'systemd' | 'cgroupfs', api?: ApiState): string {
     const file = this.opts.policy.host;
     if (!lexists(file)) {
-      const text = examplePolicy({
+      let text = examplePolicy({
         realDocker: realDocker ?? '/usr/bin/docker', realRuntime: realRuntime ?? '/usr/sbin/runc', eventsLog: this.opts.eventsLog.view, cgroupDriver,
         cpus: availableParallelism(),
       });
+      if (api) text = ensureApiKey(text, api)?.text ?? text;
       this.createFile(file, text, 0o644, 'write the example policy', true);
       return this.opts.eventsLog.view;
     }
@@ -394,6 +483,11 @@ class Installer {
       return lexists(h) && !this.isOurs(h);
     };
     const edit = ensurePolicyKeys(text, realDocker, realRuntime, isReal);
+    const apiEdit = edit && api ? ensureApiKey(edit.text, api) : undefined;
+    if (edit && apiEdit) {
+      edit.text = apiEdit.text;
+      edit.changed.push(...apiEdit.changed);
+    }
     if (!edit) {
       this.out(`install: warning: ${file} is not a YAML mapping; left as it is: fix it (gpuguard policy check ${file}) and set docker.realPath: ${realDocker}`);
       return this.opts.eventsLog.view;
@@ -455,7 +549,7 @@ class Installer {
     const how = reloadDockerd(this.opts.root, this.opts.dockerdPid);
     this.out(`install: ${how.message}`);
     if (!how.reloaded || !this.state.realDocker) return;
-    await verifyRuntime(this.host(this.state.realDocker), RUNTIME_NAME, true);
+    await verifyRuntime(this.host(this.state.realDocker), RUNTIME_NAME, true, dockerdEnv(this.state.api, (v) => this.host(v)));
     this.out(`install: docker info lists runtime "${RUNTIME_NAME}" as the default`);
   }
 }
@@ -475,6 +569,10 @@ async function uninstall(opts: InstallOptions, out: Out): Promise<number> {
   let daemonChanged = false;
   let problems = 0;
   const busyDirs: string[] = [];
+  const host = (view: string) => hostPath(state, view);
+  // dockerd restarts at the end (its socket moves back): refused before any change when that would stop containers.
+  if (state.api && liveSystemd(state.api, opts) && state.realDocker) await checkRestartIsSafe(host(state.realDocker), dockerdEnv(state.api, host));
+  if (state.api) uninstallApiBefore(state.api, opts, out);
   for (const change of [...state.changes].reverse()) {
     switch (change.kind) {
       case 'created':
@@ -509,7 +607,10 @@ async function uninstall(opts: InstallOptions, out: Out): Promise<number> {
           say(`restore ${change.path} from ${change.backup}`, () => renameSync(change.backup, change.path));
         } else if (change.what === 'daemon.json' && current !== undefined) {
           const text = readFileSync(change.path, 'utf8');
-          const config = unmergeDaemonConfig(parseDaemonJson(text, change.path), state.lib.view, state.runtimes, state.previousDefaultRuntime, state.hadRuntimes ?? true);
+          const config = unmergeApiHosts(
+            unmergeDaemonConfig(parseDaemonJson(text, change.path), state.lib.view, state.runtimes, state.previousDefaultRuntime, state.hadRuntimes ?? true),
+            state.api?.via === 'daemon.json' ? state.api.previousHosts : undefined,
+          );
           await revertLive(state, opts, out, change.path, formatDaemonJson(config, text));
           const st = statSync(change.path);
           say(`take gpuguard out of ${change.path} (edited since install: other changes kept; the pre-install file stays as ${change.backup})`, () =>
@@ -538,6 +639,7 @@ async function uninstall(opts: InstallOptions, out: Out): Promise<number> {
         break;
     }
   }
+  if (state.api) removeUpstreamDir(state.api, opts, host, out);
   say(`remove ${statePath(opts.stateDir)}`, () => {
     unlinkSync(statePath(opts.stateDir));
     for (const d of [...state.stateDirsCreated].reverse()) {
@@ -556,6 +658,7 @@ async function uninstall(opts: InstallOptions, out: Out): Promise<number> {
       }
     }
   });
+  if (state.api) uninstallApiAfter(state.api, opts, out);
   if (daemonChanged) {
     if (opts.dryRun) out('uninstall: would reload dockerd');
     else if (!opts.reload) out('uninstall: not reloading dockerd (--no-reload): run systemctl reload docker');
@@ -586,5 +689,5 @@ async function revertLive(state: InstallState, opts: InstallOptions, out: Out, p
   if (!how.reloaded) return;
   out(`uninstall: ${how.message}, naming default-runtime "${transition['default-runtime']}" (a reload keeps options the file leaves out)`);
   if (!state.realDocker) return;
-  await waitForInfo(hostPath(state, state.realDocker), (info) => info.DefaultRuntime !== RUNTIME_NAME && !Object.keys(info.Runtimes ?? {}).includes(RUNTIME_NAME), `runtime "${RUNTIME_NAME}" gone`);
+  await waitForInfo(hostPath(state, state.realDocker), (info) => info.DefaultRuntime !== RUNTIME_NAME && !Object.keys(info.Runtimes ?? {}).includes(RUNTIME_NAME), `runtime "${RUNTIME_NAME}" gone`, dockerdEnv(state.api, (v) => hostPath(state, v)));
 }

@@ -36,6 +36,8 @@ export interface InstallOptions {
   binary: string;
   reload: boolean;
   compose: boolean;
+  /** API mode: dockerd behind `gpuguard serve` (src/install/api.ts). */
+  api: boolean;
 }
 
 export const DEFAULTS = {
@@ -62,7 +64,7 @@ export function explicitLoc(path: string): Loc {
   return { host: path, view: path };
 }
 
-export const INSTALL_USAGE = `usage: install.sh [--dry-run] [--uninstall] [--concourse [DIR]] [--root DIR]
+export const INSTALL_USAGE = `usage: install.sh [--dry-run] [--uninstall] [--api] [--concourse [DIR]] [--root DIR]
        [--lib-dir DIR] [--bin-dir DIR]… [--state-dir DIR] [--policy FILE]
        [--daemon-json FILE] [--dockerd-pid FILE] [--events-log FILE]
        [--real-runtime PATH] [--binary PATH] [--no-reload] [--no-compose]`;
@@ -76,6 +78,7 @@ export function parseInstallArgs(args: string[], self: string = process.execPath
   let concourse: string | undefined;
   let reload = true;
   let compose = true;
+  let api = false;
   const valueFlags = new Set(['--root', '--prefix', '--lib-dir', '--bin-dir', '--state-dir', '--policy', '--daemon-json', '--dockerd-pid', '--events-log', '--real-runtime', '--binary']);
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -102,6 +105,9 @@ export function parseInstallArgs(args: string[], self: string = process.execPath
         break;
       case '--no-compose':
         compose = false;
+        break;
+      case '--api':
+        api = true;
         break;
       case '--concourse': {
         const next = inline ?? (args[i + 1] !== undefined && !args[i + 1]!.startsWith('-') ? args[++i] : undefined);
@@ -133,5 +139,6 @@ export function parseInstallArgs(args: string[], self: string = process.execPath
     binary: explicit['--binary'] ?? self,
     reload,
     compose,
+    api,
   };
 }

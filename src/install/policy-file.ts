@@ -5,7 +5,7 @@
  * when absent, `runtime.realPath`. Comments and layout of an existing file
  * are kept (yaml's document model).
  */
-import { parseDocument } from 'yaml';
+import { isMap, parseDocument } from 'yaml';
 
 export interface ExampleFacts {
   realDocker: string;
@@ -53,7 +53,7 @@ users: {}                    # per-user overrides, e.g. carol: {group: researche
 # The other form: ${other}.
 cgroup: {parent: "${parent}"}
 docker:
-  realPath: ${f.realDocker}   # the real docker CLI (install.sh moved it aside)
+  realPath: ${f.realDocker}   # the real docker CLI (not gpuguard's shim)
   psFilter: own              # docker ps shows a user their own containers (all: everything)
   remote: passthrough        # commands for another daemon (-H, DOCKER_HOST) pass untouched
 gpu: {inventory: nvidia-smi, holdAfterStop: 30m}
@@ -97,4 +97,29 @@ export function ensurePolicyKeys(text: string, realDocker: string | undefined, r
     changed.push(`runtime.realPath: ${realRuntime}`);
   }
   return { text: changed.length ? doc.toString() : text, changed };
+}
+
+/**
+ * API mode: the policy names the face's and dockerd's sockets, so an admin
+ * sees them where every other setting is. Added when absent (appended as a
+ * commented block, so the file's layout and comments stay); an existing
+ * `api` key is the admin's and is kept.
+ */
+export function ensureApiKey(text: string, api: { listen: string; upstream: string; group: string; mode: string }): PolicyEdit | undefined {
+  const doc = parseDocument(text);
+  if (doc.errors.length) return undefined;
+  const js = doc.toJS() as unknown;
+  if (typeof js !== 'object' || js === null || Array.isArray(js)) return undefined;
+  if (doc.has('api')) return { text, changed: [] };
+  const line = `api: {listen: ${api.listen}, upstream: ${api.upstream}, group: ${api.group}, mode: "${api.mode}"}`;
+  const block = `# API mode (install.sh --api): the face (gpuguard serve) listens on \`listen\` for every
+# user's client; dockerd listens behind it on \`upstream\`, a socket only root reaches.
+${line}
+`;
+  const flow = isMap(doc.contents) && doc.contents.flow;
+  if (flow) {
+    doc.set('api', doc.createNode(api, { flow: true }));
+    return { text: doc.toString(), changed: [line] };
+  }
+  return { text: `${text}${text.endsWith('\n') || text === '' ? '' : '\n'}${block}`, changed: [line] };
 }

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GpuguardError } from '../errors.ts';
 import { STATE_FILE, type Loc } from './layout.ts';
+import type { ApiState } from './api.ts';
 
 export type Change =
   /** A file, symlink or directory that did not exist. */
@@ -38,6 +39,8 @@ export interface InstallState {
   hadRuntimes?: boolean;
   /** Paths given explicitly (used as they are, not under root): their view is their host path. */
   explicit?: string[];
+  /** API mode (install.sh --api): where the face and dockerd listen, and how dockerd was moved. */
+  api?: ApiState;
   /** Directories created to hold state.json itself, removed last. */
   stateDirsCreated: string[];
   changes: Change[];

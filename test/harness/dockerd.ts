@@ -23,6 +23,8 @@ export interface DockerdOptions {
   socketGroup?: string;
   /** Import the busybox image as `bb` (default true). */
   image?: boolean;
+  /** Name the socket in daemon.json "hosts" instead of --host (as a dockerd with no -H reads it; API mode moves it there). */
+  hostsInConfig?: boolean;
 }
 
 export interface PrivateDockerd {
@@ -42,6 +44,12 @@ export interface PrivateDockerd {
   clientEnv: Record<string, string>;
   realDocker: string;
   docker(args: string[], opts?: { input?: string; env?: Record<string, string> }): Promise<RunResult>;
+  /**
+   * Stop dockerd and start it again with the same flags, reading daemon.json
+   * anew (listeners change only at a start); waits until `socket` (default:
+   * its own) answers. Containers stop with it.
+   */
+  restart(socket?: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -81,12 +89,13 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<PrivateDo
   };
   if (opts.runtimes) config.runtimes = opts.runtimes;
   if (opts.defaultRuntime) config['default-runtime'] = opts.defaultRuntime;
+  if (opts.hostsInConfig) config.hosts = [`unix://${socket}`];
   writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
 
   const args = [
     '--data-root', dataRoot,
     '--exec-root', execRoot,
-    '--host', `unix://${socket}`,
+    ...(opts.hostsInConfig ? [] : ['--host', `unix://${socket}`]),
     '--pidfile', pidfile,
     '--config-file', configFile,
     '--bridge=none', '--iptables=false', '--ip6tables=false', '--ip-masq=false',
@@ -98,28 +107,40 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<PrivateDo
   const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${binDir}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`, ...opts.env };
   delete env.DOCKER_HOST;
   const out = (await import('node:fs')).openSync(log, 'a');
-  const child = spawn('dockerd', args, { env, stdio: ['ignore', out, out], detached: true });
-  child.unref();
-  const pid = child.pid!;
+  const launch = () => {
+    const child = spawn('dockerd', args, { env, stdio: ['ignore', out, out], detached: true });
+    child.unref();
+    return child;
+  };
+  let child = launch();
   const clientEnv = { DOCKER_HOST: `unix://${socket}` };
   const daemon: PrivateDockerd = {
-    dir, socket, host: clientEnv.DOCKER_HOST, pid, execRoot, dataRoot, binDir, configFile, clientEnv, realDocker,
+    dir, socket, host: clientEnv.DOCKER_HOST, pid: child.pid!, execRoot, dataRoot, binDir, configFile, clientEnv, realDocker,
     containerdSocket: join(execRoot, 'containerd/containerd.sock'),
     docker: (a, o = {}) => run(realDocker, a, { env: { ...clientEnv, ...o.env }, input: o.input }),
+    restart: async (at = socket) => {
+      await killDockerd(daemon.pid);
+      child = launch();
+      daemon.pid = child.pid!;
+      await ready(at);
+    },
     stop: () => stopDockerd(daemon),
   };
   live.add(daemon);
 
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (existsSync(socket) && (await daemon.docker(['version', '--format', '{{.Server.Version}}'])).code === 0) break;
-    if (child.exitCode !== null || Date.now() > deadline) {
-      const tail = readFileSync(log, 'utf8').split('\n').slice(-15).join('\n');
-      await daemon.stop();
-      throw new Error(`private dockerd did not start (log ${log}):\n${tail}`);
+  const ready = async (at: string) => {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      if (existsSync(at) && (await daemon.docker(['version', '--format', '{{.Server.Version}}'], { env: { DOCKER_HOST: `unix://${at}` } })).code === 0) return;
+      if (child.exitCode !== null || Date.now() > deadline) {
+        const tail = readFileSync(log, 'utf8').split('\n').slice(-15).join('\n');
+        await daemon.stop();
+        throw new Error(`private dockerd did not start (log ${log}):\n${tail}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
     }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  };
+  await ready(socket);
   if (opts.image !== false) await importBusybox(daemon);
   return daemon;
 }
@@ -152,14 +173,17 @@ function alive(pid: number): boolean {
   }
 }
 
+async function killDockerd(pid: number): Promise<void> {
+  if (!alive(pid)) return;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 15_000;
+  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (alive(pid)) process.kill(pid, 'SIGKILL');
+}
+
 async function stopDockerd(d: PrivateDockerd): Promise<void> {
   live.delete(d);
-  if (alive(d.pid)) {
-    process.kill(d.pid, 'SIGTERM');
-    const deadline = Date.now() + 15_000;
-    while (alive(d.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    if (alive(d.pid)) process.kill(d.pid, 'SIGKILL');
-  }
+  await killDockerd(d.pid);
   // Whatever is still mounted below the temp dir (overlays, netns, shm) goes, deepest first.
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')

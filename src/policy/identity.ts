@@ -12,6 +12,8 @@ export interface Identity {
   uid: number;
   /** Names of every unix group the user is in, primary included. */
   unixGroups: string[];
+  /** The home directory the user database gives (never $HOME, which the user sets). */
+  home?: string;
 }
 
 export class IdentityError extends GpuguardError {
@@ -35,8 +37,8 @@ export function lookupUser(nameOrUid: string): Identity {
   } catch (err) {
     throw notInDatabase(nameOrUid, err);
   }
-  const { user, uid } = passwdEntry(nameOrUid, entry);
-  return { user, uid, unixGroups: unixGroupsOf(user) };
+  const { user, uid, home } = passwdEntry(nameOrUid, entry);
+  return { user, uid, unixGroups: unixGroupsOf(user), ...(home ? { home } : {}) };
 }
 
 /** The same lookup without blocking (a long-running face must not stall every connection on getent). */
@@ -49,19 +51,20 @@ export async function lookupUserAsync(nameOrUid: string): Promise<Identity> {
   } catch (err) {
     throw notInDatabase(nameOrUid, err);
   }
-  const { user, uid } = passwdEntry(nameOrUid, entry);
+  const { user, uid, home } = passwdEntry(nameOrUid, entry);
   const groups = await run(['id', '-Gn', '--', user]).catch(() => '');
-  return { user, uid, unixGroups: groups.trim().split(/\s+/).filter(Boolean) };
+  return { user, uid, unixGroups: groups.trim().split(/\s+/).filter(Boolean), ...(home ? { home } : {}) };
 }
 
 function notInDatabase(nameOrUid: string, cause: unknown): IdentityError {
   return new IdentityError(`user "${nameOrUid}" is not in the user database (getent passwd); ask an admin to add the account`, 1, { cause });
 }
 
-function passwdEntry(nameOrUid: string, entry: string): { user: string; uid: number } {
-  const [user, , uid] = entry.split('\n')[0]!.split(':');
+/** Name, uid and (when absolute) home of a passwd line. */
+function passwdEntry(nameOrUid: string, entry: string): { user: string; uid: number; home?: string } {
+  const [user, , uid, , , home] = entry.split('\n')[0]!.split(':');
   if (!user || uid === undefined) throw new IdentityError(`getent passwd ${nameOrUid}: unreadable entry "${entry.trim()}"`);
-  return { user, uid: Number(uid) };
+  return { user, uid: Number(uid), ...(home?.startsWith('/') ? { home } : {}) };
 }
 
 function unixGroupsOf(user: string): string[] {

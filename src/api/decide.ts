@@ -24,7 +24,7 @@ import { applyGpuGrant, applySettings, createRequestOf, gpuRequestOf, interfaceO
 import { bodyAsDockerdReadsIt, createBodyAsDockerdReadsIt, HOST_CONFIG_FIELDS, isObj, parseJsonBody } from './gobody.ts';
 import { HttpError } from './http.ts';
 import { labelOwner, type Owners } from './owners.ts';
-import { securityOfCreate, securityOfExecCreate, securityOfVolumeCreate } from './security.ts';
+import { decideSecurityOf, securityOfCreate, securityOfExecCreate, securityOfVolumeCreate, securityRequestOfBuild } from './security.ts';
 import { queryOne, withQuery, type Target } from './target.ts';
 import type { Upstream } from './upstream.ts';
 import { daemonMessage } from './upstream.ts';
@@ -247,7 +247,7 @@ class Request {
     }
     if (verb === 'exec') {
       const body = await this.execCreateBody();
-      const refusal = firstRefusal(applyMode(await securityOfExecCreate(this.policy, this.who, body), this.policy.mode));
+      const refusal = firstRefusal(applyMode(await securityOfExecCreate(this.policy, this.who, body, this.up), this.policy.mode));
       if (refusal) return this.refuse(refusal.reason, refusal.rule, { container: c.value.Id });
       more.body = Buffer.from(JSON.stringify(body));
     }
@@ -345,7 +345,7 @@ class Request {
       [
         ...decideCreate(this.policy, this.who, asked, { now: new Date(), iface, ...(containerCount !== undefined ? { containerCount } : {}), ...(countError ? { countError } : {}) }),
         ...gpuDecisions,
-        ...(await securityOfCreate(this.policy, this.who, raw)),
+        ...(await securityOfCreate(this.policy, this.who, raw, this.up)),
       ],
       this.policy.mode,
     );
@@ -551,8 +551,10 @@ class Request {
     });
   }
 
-  private build(): Action {
+  private async build(): Promise<Action> {
     const t = this.req.target;
+    const net = firstRefusal(applyMode(await decideSecurityOf(this.policy, this.who, securityRequestOfBuild(queryOne(t, 'networkmode')), this.up), this.policy.mode));
+    if (net) return this.refuse(net.reason, net.rule);
     const parent = queryOne(t, 'cgroupparent');
     if (parent) {
       const refusal = applyMode([...decideCreate(this.policy, this.who, { labels: [], cgroupParent: parent }, { now: new Date(), iface: 'api' })].filter((d) => d.rule === 'cgroup.parent'), this.policy.mode).find(
@@ -667,7 +669,7 @@ class Request {
       [
         ...decideReservedLabels(this.policy, this.who, asked),
         decideOwnerLabels(this.policy, this.who, asked, { now: new Date(), iface: 'api' }),
-        ...(kind === 'volume' ? await securityOfVolumeCreate(this.policy, this.who, body) : []),
+        ...(kind === 'volume' ? await securityOfVolumeCreate(this.policy, this.who, body, this.up) : []),
       ],
       this.policy.mode,
     );

@@ -40,9 +40,14 @@ export interface JsonReply {
 export class Upstream {
   constructor(readonly path: string) {}
 
-  private check(): void {
+  /** Throws unless the path is still dockerd's socket (root's, a socket, not a link). */
+  assertSafe(): void {
     const problem = upstreamProblem(this.path);
     if (problem) throw new UpstreamError(`cannot reach dockerd: ${problem}`);
+  }
+
+  private check(): void {
+    this.assertSafe();
   }
 
   /** A new raw connection for proxying one client connection. */

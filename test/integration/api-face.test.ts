@@ -6,7 +6,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, statSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   BINARY,
@@ -301,3 +302,30 @@ test('SIGHUP reloads the policy (a bad one is reported and the old one kept); SI
   }
 });
 
+
+test('systemd socket activation: with LISTEN_FDS the face serves the socket it was given as fd 3 (its mode and group left as they are)', async (t) => {
+  if (missing(t, { root: true, commands: ['dockerd', 'runuser', 'python3'] }) || !d) return;
+  const sock = join(dir, 'activated.sock');
+  // What systemd does: bind and listen, then start the service with the socket as fd 3, LISTEN_FDS=1 and LISTEN_PID set to its pid.
+  const launcher = `
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(64); os.chmod(sys.argv[1], 0o666)
+os.dup2(s.fileno(), 3); os.set_inheritable(3, True)
+os.execvp('sh', ['sh', '-c', 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" serve --upstream "$1"', sys.argv[2], sys.argv[3]])
+`;
+  const child = spawn('python3', ['-c', launcher, sock, BINARY, d.socket], { env: { PATH: process.env.PATH!, GPUGUARD_POLICY: policy }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  try {
+    let status;
+    for (let i = 0; i < 100 && !(status = await faceStatus(sock)); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(status?.pid, child.pid, err);
+    assert.match(err, /listening on the socket systemd passed \(fd 3\)/);
+    const r = await runAs('alice', CLI20, ['run', '--rm', '--name', 'activated', 'bb', 'true'], { env: { DOCKER_HOST: `unix://${sock}`, HOME: '/tmp' } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((statSync(sock).mode & 0o777).toString(8), '666', 'systemd\'s mode is left alone');
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  }
+});

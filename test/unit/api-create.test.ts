@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { createBodyAsDockerdReadsIt } from '../../src/api/gobody.ts';
 import { applyGpuGrant, applySettings, createRequestOf, gpuRequestOf, interfaceOfBody, readCreateBody } from '../../src/api/create.ts';
 import { HttpError } from '../../src/api/http.ts';
+import { securityRequestOfBody } from '../../src/api/security.ts';
 import { GpuRequestError } from '../../src/gpu/request.ts';
 import type { GpuDevice } from '../../src/gpu/inventory.ts';
 
@@ -104,4 +105,41 @@ test('answers applied to the body: settings, then the grant in place of every GP
       CgroupParent: '/ds01/s/alice',
     },
   });
+});
+
+test('a create body as the security policy\'s request: every field dockerd reads, named where it came from', () => {
+  const body = createBodyAsDockerdReadsIt({
+    Image: 'bb',
+    privileged: true,
+    HostConfig: {
+      CapAdd: ['SYS_ADMIN'],
+      Devices: [{ PathOnHost: '/dev/mem' }, { PathOnHost: '/dev/nvidia0' }],
+      DeviceRequests: [{ Driver: 'nvidia', Count: 1 }, { Driver: 'fpga', DeviceIDs: ['0'] }],
+      DeviceCgroupRules: ['c 195:* rmw'],
+      pidmode: 'host',
+      NetworkMode: 'container:x',
+      SecurityOpt: ['seccomp=unconfined'],
+      MaskedPaths: [],
+      Binds: ['/etc:/x:ro', 'vol:/v', 'rel:/r', './here:/h'],
+      Mounts: [
+        { Type: 'bind', Source: '/', Target: '/host' },
+        { Type: 'volume', Target: '/y', VolumeOptions: { DriverConfig: { Options: { o: 'bind', device: '/root' } } } },
+        { Type: 'tmpfs', Target: '/t' },
+      ],
+      VolumesFrom: ['alice-c:ro'],
+      Links: ['/other:alias'],
+    },
+  });
+  // top-level privileged with a HostConfig present is dropped by dockerd's merge: not an ask
+  const req = securityRequestOfBody(body);
+  assert.deepEqual(req.privileged, []);
+  assert.deepEqual(req.capAdd, [{ cap: 'SYS_ADMIN', from: 'HostConfig.CapAdd SYS_ADMIN' }]);
+  assert.deepEqual(req.devices.map((x) => x.device), ['/dev/mem', 'fpga 0']);
+  assert.deepEqual(req.deviceCgroupRules.map((x) => x.rule), ['c 195:* rmw']);
+  assert.deepEqual(req.namespaces.map((n) => `${n.kind} ${n.mode}`), ['pid host', 'network container:x']);
+  assert.deepEqual(req.securityOpt.map((o) => o.opt), ['seccomp=unconfined', 'systempaths=unconfined']);
+  assert.deepEqual(req.binds.map((b) => b.source), ['/etc', '/here', '/', '/root']);
+  assert.deepEqual(req.volumes.map((v) => v.name), ['vol', 'rel']);
+  assert.deepEqual(req.containers.map((c) => `${c.how} ${c.container}`), ['volumes-from alice-c', 'link other']);
+  assert.deepEqual(securityRequestOfBody(createBodyAsDockerdReadsIt({ Image: 'bb', Privileged: true })).privileged, [{ from: 'HostConfig.Privileged' }]);
 });

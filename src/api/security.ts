@@ -17,6 +17,7 @@ import {
   decideSecurity,
   emptySecurityRequest,
   localVolumeHostPath,
+  localVolumeReadOnly,
   parseBindSpec,
   volumeCreateRequest,
   type NamespaceKind,
@@ -76,22 +77,24 @@ export function securityRequestOfBody(body: Obj): SecurityRequest {
   for (const spec of strings(hc.Binds)) {
     const b = parseBindSpec(spec);
     const from = `HostConfig.Binds ${spec}`;
-    if (b.kind === 'bind') req.binds.push({ source: absolute(b.source), from });
-    else if (b.kind === 'volume') req.volumes.push({ name: b.name, from });
+    if (b.kind === 'bind') req.binds.push({ source: absolute(b.source), from, readOnly: b.readOnly });
+    else if (b.kind === 'volume') req.volumes.push({ name: b.name, from, readOnly: b.readOnly });
   }
   for (const m of Array.isArray(hc.Mounts) ? hc.Mounts : []) {
     if (!isObj(m)) continue;
     const type = typeof m.Type === 'string' ? m.Type.toLowerCase() : '';
     const source = typeof m.Source === 'string' ? m.Source : '';
     const from = `HostConfig.Mounts ${type} ${source}`.trim();
-    if (type === 'bind' && source) req.binds.push({ source: absolute(source), from });
+    const readOnly = m.ReadOnly === true;
+    if (type === 'bind' && source) req.binds.push({ source: absolute(source), from, readOnly });
     if (type !== 'volume') continue;
-    if (source) req.volumes.push({ name: source, from });
+    if (source) req.volumes.push({ name: source, from, readOnly });
     const vo = isObj(m.VolumeOptions) ? m.VolumeOptions : {};
     const dc = isObj(vo.DriverConfig) ? vo.DriverConfig : {};
     const driver = typeof dc.Name === 'string' && dc.Name ? dc.Name : typeof hc.VolumeDriver === 'string' && hc.VolumeDriver ? hc.VolumeDriver : undefined;
-    const host = localVolumeHostPath(driver, stringMap(dc.Options));
-    if (host !== undefined) req.binds.push({ source: host, from });
+    const options = stringMap(dc.Options);
+    const host = localVolumeHostPath(driver, options);
+    if (host !== undefined) req.binds.push({ source: host, from, readOnly: readOnly || localVolumeReadOnly(options ?? {}) });
   }
   for (const v of strings(hc.VolumesFrom)) req.containers.push({ container: v.split(':')[0]!, how: 'volumes-from', from: `HostConfig.VolumesFrom ${v}` });
   for (const l of strings(hc.Links)) req.containers.push({ container: l.split(':')[0]!.replace(/^\//, ''), how: 'link', from: `HostConfig.Links ${l}` });

@@ -42,7 +42,11 @@ before(async () => {
   d = await startDockerd();
   dir = mkdtempSync('/tmp/gg-apisec-');
   chmodSync(dir, 0o755);
-  for (const sub of ['srv/datasets', 'srv/proj', 'scratch/bob']) mkdirSync(join(dir, sub), { recursive: true });
+  for (const sub of ['srv/datasets', 'srv/proj', 'srv/alice-private', 'scratch/bob']) mkdirSync(join(dir, sub), { recursive: true });
+  // As in the shim's security test: datasets everyone reads, a project dir everyone writes, alice's own.
+  chmodSync(join(dir, 'srv/proj'), 0o1777);
+  chownSync(join(dir, 'srv/alice-private'), Number(execFileSync('id', ['-u', 'alice'], { encoding: 'utf8' })), 0);
+  chmodSync(join(dir, 'srv/alice-private'), 0o700);
   chownSync(join(dir, 'scratch/bob'), Number(execFileSync('id', ['-u', 'bob'], { encoding: 'utf8' })), 0);
   policy = join(dir, 'policy.yaml');
   writeFileSync(

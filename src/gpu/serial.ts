@@ -49,13 +49,19 @@ export class SerialAllocator {
     return run;
   }
 
+  /**
+   * Who holds what: the grants not yet answered, taken *before* Docker is
+   * read (a grant whose create is answered while the list is read is either
+   * still here or already in the list), then every container's devices.
+   */
   private async holdings(policy: Policy, except?: (c: ContainerGpus) => boolean, exceptId?: string): Promise<Holding[]> {
+    const pending = [...this.pending.values()].flat();
     const holdAfterStopMs = parseDuration(policy.gpu.holdAfterStop) ?? 0;
     const store = { load: () => this.cache, save: (c: GpuIdCache) => void (this.cache = c) };
     const containers = await readGpuContainers({ env: this.env, holdAfterStopMs, cache: store });
     return [
       ...holdingsFromContainers(containers, await this.inventoryOf(policy), { labelPrefix: policy.labelPrefix, holdAfterStopMs, now: new Date(), ...(except ? { except } : {}), ...(exceptId ? { exceptId } : {}) }),
-      ...[...this.pending.values()].flat(),
+      ...pending,
     ];
   }
 

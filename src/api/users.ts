@@ -1,14 +1,15 @@
 /**
  * The user database as a long-running face sees it: every answer expires
  * after TTL_MS (so a new group membership or account counts within a
- * minute) and everything is dropped on SIGHUP. Identities (name and unix
- * groups, for the policy's groups and admins) are looked up without
- * blocking; the owner evidence rules ask synchronously (ownership/detect.ts
- * is pure and sync), answered from /etc/passwd when the name is there
- * (NSS reads `files` first) and from getent otherwise.
+ * minute) and everything is dropped on SIGHUP. Identities (name, home and
+ * unix groups, for the policy's groups, admins and bind roots) come from
+ * policy/identity.ts (NSS in-process); the owner evidence rules ask
+ * synchronously (ownership/detect.ts is pure), answered from /etc/passwd
+ * when the name is there (NSS reads `files` first) and from getent
+ * otherwise.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { lookupUserAsync, type Identity } from '../policy/identity.ts';
+import { lookupUser, type Identity } from '../policy/identity.ts';
 import { getentLookup, parsePasswd } from '../ownership/facts.ts';
 import type { UserEntry } from '../ownership/detect.ts';
 
@@ -35,7 +36,7 @@ export class UserDb {
     const now = Date.now();
     const hit = this.identities.get(uid);
     if (hit && now - hit.at < TTL_MS) return hit.identity;
-    const identity = lookupUserAsync(String(uid));
+    const identity = new Promise<Identity>((resolve) => resolve(lookupUser(String(uid))));
     this.identities.set(uid, { at: now, identity });
     identity.catch(() => this.identities.delete(uid));
     return identity;

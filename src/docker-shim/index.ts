@@ -10,11 +10,14 @@ import { join } from 'node:path';
 import { findRealDocker, findRealDockerFast } from '../docker/real.ts';
 import { isGuarded } from '../ownership/commands.ts';
 import { execve } from '../sys/exec.ts';
+import { dockerRoute } from '../front/routes.ts';
 import { createCommand, resolveCommand, scanGlobals, targetsLocalDaemon, type GlobalScan } from './globals.ts';
 
 export async function main(args: string[]): Promise<number> {
   const env = process.env;
   const globals = scanGlobals(args);
+  // The native front decides the same from argv and usually execs the real CLI itself (src/front).
+  if (dockerRoute(args, globals) === 'pass') return passThrough(args, env);
   const cmd = createCommand(args, globals);
   if (globals.command === 'compose' && !globals.error) {
     const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));

@@ -346,7 +346,7 @@ async function relay(client: Pipe, up: Pipe, req: RequestHead, action: Extract<A
 }
 
 /** Relay a response body as it comes, framing tracked so the connection can carry the next one. */
-async function copyBody(up: Pipe, client: Pipe, res: ResponseHead): Promise<void> {
+async function copyBody(up: Pipe, client: Pick<Pipe, 'write'>, res: ResponseHead): Promise<void> {
   const f = res.framing;
   if (f.kind === 'none') return;
   if (f.kind === 'length') {
@@ -382,7 +382,6 @@ async function copyBody(up: Pipe, client: Pipe, res: ResponseHead): Promise<void
 
 async function readWhole(up: Pipe, res: ResponseHead): Promise<Buffer> {
   const parts: Buffer[] = [];
-  const sink = { write: async (b: Uint8Array) => void parts.push(Buffer.from(b)) } as unknown as Pipe;
   if (res.framing.kind === 'chunked') {
     const dec = new ChunkedDecoder(true);
     while (!dec.done) {
@@ -394,7 +393,7 @@ async function readWhole(up: Pipe, res: ResponseHead): Promise<Buffer> {
     }
     return Buffer.concat(parts);
   }
-  await copyBody(up, sink, res);
+  await copyBody(up, { write: async (b) => void parts.push(Buffer.from(b)) }, res);
   return Buffer.concat(parts);
 }
 

@@ -4,10 +4,10 @@
 # dockerd itself (its socket group is nogroup here so both can be measured
 # by the same user; in API mode it is root's alone). `docker ps` with 20
 # containers of other users and 3 of nobody's (the face filters the list);
-# `docker run --rm bb true`; `docker cp` of 100 MB into and out of a
-# container; then 64 concurrent clients each sending 200 `GET
+# `docker run --rm bb true`; 64 concurrent clients each sending 200 `GET
 # /containers/json` on one kept-alive connection, against both sockets, with
-# the errors counted and the face's peak RSS (VmHWM) read from /proc.
+# the errors counted and the face's peak RSS (VmHWM) read from /proc; then
+# `docker cp` of 100 MB into and out of a container (and the peak RSS again).
 api() (
   dir=$(mktemp -d /tmp/gg-bench-api-XXXX)
   real=/usr/bin/docker
@@ -37,12 +37,13 @@ api() (
   fpid=$!
   for _ in $(seq 100); do curl -sf --unix-socket "$face" http://d/_gpuguard/status >/dev/null && break; sleep 0.1; done
   as=(setpriv --reuid=nobody --regid=nogroup --init-groups)
-  D="DOCKER_HOST=unix://$socket"
-  F="DOCKER_HOST=unix://$face"
+  # HOME=/tmp: nobody cannot read root's ~/.docker (the CLI would warn on every run)
+  D="DOCKER_HOST=unix://$socket HOME=/tmp"
+  F="DOCKER_HOST=unix://$face HOME=/tmp"
   # other users' containers straight on dockerd (root), and three of nobody's through the face
   for i in $(seq 20); do DOCKER_HOST="unix://$socket" "$real" create --label ds01.user=other$((i % 3)) bb true >/dev/null; done
-  for i in 1 2 3; do env "$F" "${as[@]}" "$real" create bb true >/dev/null; done
-  env "$F" "${as[@]}" "$real" run -d --name target bb sleep 3600 >/dev/null
+  for i in 1 2 3; do env $F "${as[@]}" "$real" create bb true >/dev/null; done
+  env $F "${as[@]}" "$real" run -d --name target bb sleep 3600 >/dev/null
   local_h=(hyperfine -N --style basic)
   "${local_h[@]}" --warmup 10 --runs "${BENCH_RUNS_API:-100}" --export-markdown "$OUT/api-ps.md" --export-json "$OUT/api-ps.json" \
     -n 'docker ps -a (dockerd socket)' "env $D ${as[*]} $real ps -a" \
@@ -50,13 +51,6 @@ api() (
   "${local_h[@]}" --warmup 3 --runs "${BENCH_RUNS_API_RUN:-30}" --export-markdown "$OUT/api-run.md" --export-json "$OUT/api-run.json" \
     -n 'docker run --rm bb true (dockerd socket)' "env $D ${as[*]} $real run --rm bb true" \
     -n 'docker run --rm bb true (API face)' "env $F ${as[*]} $real run --rm bb true"
-  head -c 100000000 /dev/urandom >"$dir/big.bin" && chmod 644 "$dir/big.bin"
-  mkdir "$dir/out" && chown nobody "$dir/out"
-  "${local_h[@]}" --warmup 1 --runs "${BENCH_RUNS_API_CP:-10}" --export-markdown "$OUT/api-cp.md" --export-json "$OUT/api-cp.json" \
-    -n 'docker cp 100 MB in (dockerd socket)' "env $D ${as[*]} $real cp $dir/big.bin target:/tmp/big.bin" \
-    -n 'docker cp 100 MB in (API face)' "env $F ${as[*]} $real cp $dir/big.bin target:/tmp/big.bin" \
-    -n 'docker cp 100 MB out (dockerd socket)' "env $D ${as[*]} $real cp target:/tmp/big.bin $dir/out/big.bin" \
-    -n 'docker cp 100 MB out (API face)' "env $F ${as[*]} $real cp target:/tmp/big.bin $dir/out/big.bin"
   cat >"$dir/load.py" <<'EOF'
 import http.client, socket, sys, threading, time
 path, clients, each = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -82,9 +76,17 @@ EOF
   {
     echo "| 64 clients × 200 GET /containers/json, one kept-alive connection each | result |"
     echo "|---|---|"
-    echo "| dockerd socket | $("${as[@]}" python3 "$dir/load.py" "$socket" 64 200) |"
-    echo "| API face | $("${as[@]}" python3 "$dir/load.py" "$face" 64 200) |"
-    echo "| API face peak RSS (VmHWM) after all of the above | $(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/$fpid/status) |"
+    echo "| dockerd socket | $("${as[@]}" /usr/bin/python3 "$dir/load.py" "$socket" 64 200) |"
+    echo "| API face | $("${as[@]}" /usr/bin/python3 "$dir/load.py" "$face" 64 200) |"
+    echo "| API face peak RSS (VmHWM) after ps, run and this load | $(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/$fpid/status) |"
     echo "| load average | $(cut -d' ' -f1-3 /proc/loadavg) |"
   } | tee "$OUT/api-load.md"
+  head -c 100000000 /dev/urandom >"$dir/big.bin" && chmod 644 "$dir/big.bin"
+  mkdir "$dir/out" && chown nobody "$dir/out"
+  "${local_h[@]}" --warmup 1 --runs "${BENCH_RUNS_API_CP:-10}" --export-markdown "$OUT/api-cp.md" --export-json "$OUT/api-cp.json" \
+    -n 'docker cp 100 MB in (dockerd socket)' "env $D ${as[*]} $real cp $dir/big.bin target:/tmp/big.bin" \
+    -n 'docker cp 100 MB in (API face)' "env $F ${as[*]} $real cp $dir/big.bin target:/tmp/big.bin" \
+    -n 'docker cp 100 MB out (dockerd socket)' "env $D ${as[*]} $real cp target:/tmp/big.bin $dir/out/big.bin" \
+    -n 'docker cp 100 MB out (API face)' "env $F ${as[*]} $real cp target:/tmp/big.bin $dir/out/big.bin"
+  echo "| API face peak RSS (VmHWM) after the 100 MB copies too | $(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/$fpid/status) |" | tee -a "$OUT/api-load.md"
 )

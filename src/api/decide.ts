@@ -105,10 +105,6 @@ class Request {
     return this.who.uid === 0 || this.who.isAdmin;
   }
 
-  private get reading(): boolean {
-    return this.req.head.method === 'GET' || this.req.head.method === 'HEAD';
-  }
-
   private log(decision: EventDecision, reasons: string[], extra: Record<string, unknown> = {}): void {
     appendEvent(this.policy.events.log, {
       face: 'api',

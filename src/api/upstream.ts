@@ -46,13 +46,9 @@ export class Upstream {
     if (problem) throw new UpstreamError(`cannot reach dockerd: ${problem}`);
   }
 
-  private check(): void {
-    this.assertSafe();
-  }
-
   /** A new raw connection for proxying one client connection. */
   async connect(): Promise<Pipe> {
-    this.check();
+    this.assertSafe();
     try {
       const socket = (await Bun.connect({
         unix: this.path,
@@ -73,7 +69,7 @@ export class Upstream {
 
   /** A JSON request to dockerd (facts for a decision). Rejects with UpstreamError when dockerd cannot be asked. */
   async json(method: string, path: string, body?: unknown): Promise<JsonReply> {
-    this.check();
+    this.assertSafe();
     let res: Response;
     try {
       res = await fetch(`http://docker${path}`, {

@@ -8,6 +8,33 @@ import { lookupUser } from '../policy/identity.ts';
 import { resolveUser } from '../policy/effective.ts';
 import { ownerLabels } from '../policy/labels.ts';
 import { formatSize, parseSize } from '../policy/units.ts';
+import { bindRoots } from '../policy/security.ts';
+import type { EffectiveUser } from '../policy/effective.ts';
+import type { Policy } from '../policy/schema.ts';
+
+/** What this user's containers may ask for: the policy's security block, the bind roots filled in for them. */
+function securityView(policy: Policy, who: EffectiveUser): Record<string, unknown> | null {
+  const sec = policy.security;
+  if (!sec) return null;
+  const roots = bindRoots(sec, who).map((r) => (r.note ? `${r.written} (unusable: ${r.note})` : `${r.rendered === '/' && r.children ? '' : r.rendered}${r.children ? '/*' : ''}`));
+  return { ...sec, binds: roots, neverRefused: who.isAdmin || who.uid === 0 };
+}
+
+function securityLine(v: Record<string, unknown> | null): string {
+  if (!v) return 'no security key: nothing refused on these grounds';
+  if (v.neverRefused) return 'admin: never refused (logged as override)';
+  const no = (k: string, what: string) => (v[k] ? `${what} allowed` : `no ${what}`);
+  const caps = v.capAdd as string[];
+  return [
+    `binds under ${(v.binds as string[]).join(', ') || 'nothing'}`,
+    `cap-add ${caps.length ? caps.join(', ') : 'none'}`,
+    no('privileged', 'privileged'),
+    no('devices', 'devices'),
+    no('hostNamespaces', 'host namespaces'),
+    no('otherUsersContainers', "other users' containers"),
+    no('unconfined', 'unconfined'),
+  ].join('; ');
+}
 
 export async function run(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
@@ -59,6 +86,7 @@ function show(args: string[]): number {
     gpus: { ...who.gpus, max: finite(who.gpus.max), maxEquivalents: finite(who.gpus.maxEquivalents), perContainer: finite(who.gpus.perContainer) },
     cgroupParent: who.cgroupParent ?? null,
     labels,
+    security: securityView(policy, who),
   };
   if (opts.json) {
     console.log(JSON.stringify(view, null, 2));
@@ -76,6 +104,7 @@ function show(args: string[]): number {
     `gpus:          max ${num(view.gpus.max)}, equivalents ${num(view.gpus.maxEquivalents)}, per container ${num(view.gpus.perContainer)}, full GPUs ${who.gpus.fullGpu ? 'allowed' : 'not allowed'}, priority ${who.gpus.priority}`,
     `cgroup parent: ${who.cgroupParent ?? '(docker default)'}`,
     `labels:        ${Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(' ')}`,
+    `security:      ${securityLine(view.security)}`,
   ];
   console.log(lines.join('\n'));
   return 0;

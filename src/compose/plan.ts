@@ -5,6 +5,7 @@
  * `docker run`), and the override document that applies the answers.
  */
 import { readFileSync } from 'node:fs';
+import { posix } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { GpuguardError, PolicyDenied } from '../errors.ts';
 import { dockerCLI, findRealDocker } from '../docker/gateway.ts';
@@ -49,6 +50,10 @@ const COMPOSE_WORDS: [RegExp, string][] = [
   [/leave runtime: out/g, 'remove runtime from the compose file'],
   [/remove it from the command/g, 'remove it from the compose file'],
   [/drop cgroup_parent \(gpuguard sets it\)/g, 'remove cgroup_parent from the compose file (gpuguard sets it)'],
+  [/--cap-add\b/g, 'cap_add'],
+  [/publish ports with -p/g, 'publish ports with ports:'],
+  [/GPUs come from --gpus, which gpuguard allocates/g, 'GPUs come from deploy.resources.reservations.devices, which gpuguard allocates'],
+  [/GPUs come from --gpus/g, 'GPUs come from deploy.resources.reservations.devices'],
 ];
 const composeWords = (s: string) => COMPOSE_WORDS.reduce((acc, [re, w]) => acc.replace(re, w), s);
 
@@ -58,6 +63,8 @@ export interface PlanOptions {
   dryRun?: boolean;
   /** Where gpuguard wrote this project's document last time: GPU services keep their devices. */
   previousFile?: (project: string) => string;
+  /** The daemon runs on this host (default): bind sources are resolved here. */
+  local?: boolean;
 }
 
 export async function planCompose(scan: ComposeArgv, exec: { real: string; prefix: string[] }, policy: Policy, user: EffectiveUser, env: NodeJS.ProcessEnv, opts: PlanOptions = {}): Promise<ComposePlan> {
@@ -89,6 +96,9 @@ export async function planCompose(scan: ComposeArgv, exec: { real: string; prefi
     }
   }
 
+  // Security (policies with a `security` key): the same decision as docker run, per service and for the project's own volumes.
+  const security = policy.security ? await decideComposeSecurity(merged, project, scan, policy, user, env, opts.local ?? true) : undefined;
+
   const answers: ServiceAnswer[] = [];
   const reasons: string[] = [];
   const warnings: string[] = [];
@@ -102,17 +112,32 @@ export async function planCompose(scan: ComposeArgv, exec: { real: string; prefi
     const req = createRequestOf(ask, where, runLabels);
     const iface: Interface = 'devcontainer.local_folder' in ask.labels || 'devcontainer.config_file' in ask.labels ? 'devcontainer' : 'compose';
     const decisions = applyMode(
-      decideCreate(policy, user, req, { now, iface, ...(count !== undefined ? { containerCount: count + i } : {}), ...(countError ? { countError } : {}) }),
+      [
+        ...decideCreate(policy, user, req, { now, iface, ...(count !== undefined ? { containerCount: count + i } : {}), ...(countError ? { countError } : {}) }),
+        ...(security?.services.get(ask.service) ?? []),
+      ],
       policy.mode,
     );
     all.push(...decisions);
     for (const d of decisions) {
       reasons.push(`${ask.service}: ${d.verdict} ${d.rule}: ${composeWords(d.reason)}`);
       if (d.verdict === 'warn') warnings.push(`service ${ask.service}: ${composeWords(d.reason)}`);
-      if (d.verdict === 'deny') refuse(d.rule === 'labels.reserved' ? where('labels') : d.rule === 'cgroup.parent' ? where('cgroup_parent') : where(ruleKey(d.rule)), ask.service, d.reason, d.rule);
+      if (d.verdict === 'deny') {
+        const file = d.at !== undefined ? where(d.at) : d.rule === 'labels.reserved' ? where('labels') : d.rule === 'cgroup.parent' ? where('cgroup_parent') : where(ruleKey(d.rule));
+        refuse(file, ask.service, d.reason, d.rule);
+      }
     }
     answers.push(answerOf(ask.service, decisions));
   });
+  for (const { key, decisions: raw } of security?.volumes ?? []) {
+    const decisions = applyMode(raw, policy.mode);
+    all.push(...decisions);
+    for (const d of decisions) {
+      reasons.push(`volume ${key}: ${d.verdict} ${d.rule}: ${composeWords(d.reason)}`);
+      if (d.verdict === 'warn') warnings.push(`volume ${key}: ${composeWords(d.reason)}`);
+      if (d.verdict === 'deny') refusal ??= { message: `${topLevelFile(userDocs, 'volumes', key) ?? sel.files[0]!}: volume ${key}: ${composeWords(d.reason)}`, rule: d.rule };
+    }
+  }
 
   // GPUs: after every other decision, so a refused project reserves nothing.
   const gpuServices = services.filter((ask) => asksForGpu(ask) && gpuRequestOf(ask).kind !== 'none');
@@ -171,6 +196,62 @@ export async function planCompose(scan: ComposeArgv, exec: { real: string; prefi
     user: user.user,
     uid: user.uid,
   };
+}
+
+/**
+ * The security decisions of a project: each service's asks (with a
+ * `docker-compose run`'s own -v and --cap-add on its service), and the
+ * project's own volumes whose driver options mount a host path. Facts are
+ * gathered once per request, through one connection to the daemon.
+ */
+async function decideComposeSecurity(
+  merged: unknown,
+  project: string,
+  scan: ComposeArgv,
+  policy: Policy,
+  user: EffectiveUser,
+  env: NodeJS.ProcessEnv,
+  local: boolean,
+): Promise<{ services: Map<string, Decision[]>; volumes: { key: string; decisions: Decision[] }[] }> {
+  const [{ decideSecurity, parseBindSpec }, { gatherSecurityFacts }, { serviceSecurityRequest, projectVolumeRequests, runSecurityFlags }, gw] = await Promise.all([
+    import('../policy/security.ts'),
+    import('../security/facts.ts'),
+    import('./security.ts'),
+    import('../docker/gateway.ts'),
+  ]);
+  const readerOpts = { env, endpoint: { hosts: scan.hosts, ...(scan.context !== undefined ? { context: scan.context } : {}) }, realDocker: () => findRealDocker(env, policy.docker.realPath) };
+  let lookups: Promise<import('../security/facts.ts').DockerLookups> | undefined;
+  const docker = () => (lookups ??= (async () => ({ reader: await gw.dockerReader(readerOpts), inspectVolumes: (names: string[]) => gw.inspectVolumes(readerOpts, names) }))());
+  const decide = async (request: import('../policy/security.ts').SecurityRequest) => decideSecurity(policy, user, request, await gatherSecurityFacts(policy, user, request, { local, docker }));
+
+  const run = scan.command === 'run' ? runSecurityFlags(scan.rest) : undefined;
+  const services = new Map<string, Decision[]>();
+  for (const service of servicesOf(merged).map((s) => s.service)) {
+    const request = serviceSecurityRequest(service, merged, project);
+    if (run?.service === service) {
+      for (const v of run.volumes) {
+        const b = parseBindSpec(v);
+        const from = `run -v ${v}`;
+        if (b.kind === 'bind') request.binds.push({ source: b.relative ? posix.resolve(process.cwd(), b.source) : b.source, from });
+        else if (b.kind === 'volume') request.volumes.push({ name: b.name, from });
+      }
+      for (const cap of run.capAdd) request.capAdd.push({ cap, from: `run --cap-add ${cap}` });
+    }
+    services.set(service, await decide(request));
+  }
+  const volumes = [];
+  for (const { key, request } of projectVolumeRequests(merged)) volumes.push({ key, decisions: await decide(request) });
+  return { services, volumes };
+}
+
+/** Which of the user's files sets the top-level `<section>.<key>` (the last one, as compose merges). */
+function topLevelFile(files: { path: string; doc: unknown }[], section: string, key: string): string | undefined {
+  let found: string | undefined;
+  for (const f of files) {
+    const s = (f.doc as Record<string, unknown> | null | undefined)?.[section];
+    if (s && typeof s === 'object' && key in s) found = f.path;
+  }
+  return found;
 }
 
 /** The file that sets a GPU ask of a service: its device reservation, runtime or environment. */

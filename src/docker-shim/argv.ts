@@ -36,11 +36,11 @@ export interface RunScan {
   error?: string;
 }
 
-/** Scan a whole docker argv (without argv0). Undefined for commands other than run/create. */
+/** Scan a whole docker argv (without argv0). Undefined for commands other than run/create (and container run/create). */
 export function scanDockerArgv(argv: readonly string[]): RunScan | undefined {
   const globals = scanGlobals(argv);
   const cmd = createCommand(argv, globals);
-  if (!cmd) return undefined;
+  if (!cmd || cmd.kind === 'volume-create') return undefined;
   return scanRunCreate(argv, cmd.kind, cmd.flagsFrom, globals);
 }
 

@@ -69,6 +69,7 @@ export async function prepareCompose(scan: ComposeArgv, exec: ComposeExec, targe
   const plan = await planCompose(scan, exec, policy, user, env, {
     ...(opts.write === false ? { dryRun: true } : {}),
     previousFile: fileOf,
+    local: target.local,
   });
   const overridePath = fileOf(plan.project);
   const k = labelKeys(policy.labelPrefix);

@@ -7,7 +7,10 @@
 import { readFileSync } from 'node:fs';
 import { PolicyDenied } from '../errors.ts';
 import { appendEvent } from '../events/log.ts';
-import { countContainersOnSocket, countContainersWithLabel, findRealDocker } from '../docker/gateway.ts';
+import { countContainersOnSocket, countContainersWithLabel, dockerReader, findRealDocker, inspectVolumes, type ReaderOptions } from '../docker/gateway.ts';
+import type { SecurityFacts, SecurityRequest } from '../policy/security.ts';
+import type { DockerLookups } from '../security/facts.ts';
+import { securityRequestOf } from './security.ts';
 import { loadPolicyCached } from '../policy/cache.ts';
 import { resolveUser, type EffectiveUser } from '../policy/effective.ts';
 import { currentIdentity } from '../policy/identity.ts';
@@ -65,6 +68,9 @@ export async function prepareCreate(
   const user = resolveUser(policy, currentIdentity(env));
   const gpuPlan = opts.gpu ? opts.gpu(scan, policy, user) : gpuStart!.finish(user);
   gpuPlan.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+  // Security (policies with a `security` key): bind sources resolved here; Docker asked only for named containers and volumes.
+  const security = policy.security ? securityOf(scan, policy, user, { args, globals, target, env, real }) : undefined;
+  security?.catch(() => {});
 
   const labelFiles: Record<string, string> = {};
   for (const path of values(scan, 'label-file')) {
@@ -86,7 +92,9 @@ export async function prepareCreate(
     }
   }
   const gpu = await gpuPlan;
+  const sec = await security;
   const rewrite = rewriteCreate(args, scan, policy, user, {
+    ...(sec ? { security: sec } : {}),
     now: opts.now ?? new Date(),
     labelFiles,
     ...(containerCount !== undefined ? { containerCount } : {}),
@@ -94,6 +102,32 @@ export async function prepareCreate(
     ...(gpu ? { gpu } : {}),
   });
   return { kind: 'rewrite', real, policy, user, scan, rewrite };
+}
+
+/** The security asks of the line and their facts, asking the daemon the command goes to (and only when a container or volume is named). */
+async function securityOf(
+  scan: RunScan,
+  policy: Policy,
+  user: EffectiveUser,
+  at: { args: string[]; globals: GlobalScan; target: LocalTarget; env: NodeJS.ProcessEnv; real: string },
+): Promise<{ request: SecurityRequest; facts: SecurityFacts }> {
+  const request = securityRequestOf(scan, process.cwd());
+  const { gatherSecurityFacts } = await import('../security/facts.ts');
+  const facts = await gatherSecurityFacts(policy, user, request, { local: at.target.local, docker: () => dockerLookups(at) });
+  return { request, facts };
+}
+
+/** The shim's way to the daemon for security facts: its socket when local, else the real CLI with the user's global options. */
+export async function dockerLookups(at: { args: string[]; globals: GlobalScan; target: LocalTarget; env: NodeJS.ProcessEnv; real: string }): Promise<DockerLookups> {
+  const g = at.globals;
+  const opts: ReaderOptions = {
+    env: at.env,
+    globalArgs: at.args.slice(0, g.commandIndex),
+    ...(at.target.socket !== undefined ? { socket: at.target.socket } : {}),
+    endpoint: { hosts: g.hosts, ...(g.context !== undefined ? { context: g.context } : {}), ...(g.config !== undefined ? { config: g.config } : {}) },
+    realDocker: () => at.real,
+  };
+  return { reader: await dockerReader(opts), inspectVolumes: (names) => inspectVolumes(opts, names) };
 }
 
 export async function runCreate(

@@ -39,6 +39,15 @@ export async function run(args: string[]): Promise<number> {
     return out({ argv: ['docker', ...rest], passthrough: why }, [shellJoin(['docker', ...rest]), `  pass   ${why}`]);
   }
   const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));
+  if (cmd.kind === 'volume-create') {
+    const v = await (await import('./volume.ts')).prepareVolumeCreate(rest, globals, cmd.flagsFrom, target, env);
+    if (v.kind === 'pass') return out({ argv: ['docker', ...rest], passthrough: v.why }, [shellJoin(['docker', ...rest]), `  pass   ${v.why}`]);
+    const decisions = v.decisions!;
+    return out(
+      { argv: v.refusal ? null : ['docker', ...rest], user: v.user!.user, mode: v.policy!.mode, ...(v.refusal ? { refusal: v.refusal } : {}), decisions },
+      [v.refusal ? `# refused (exit 125), nothing would run: ${v.refusal.reason}` : shellJoin(['docker', ...rest]), ...decisions.map((d) => `  ${d.verdict.padEnd(8)} ${d.rule}: ${d.reason}`)],
+    );
+  }
   const { prepareCreate } = await import('./create.ts');
   const p = await prepareCreate(rest, globals, cmd, target, env, { dryRun: true });
   if (p.kind === 'pass') return out({ argv: ['docker', ...rest], passthrough: p.why }, [shellJoin(['docker', ...rest]), `  pass   ${p.why}`]);

@@ -57,17 +57,22 @@ export function scanGlobals(argv: readonly string[]): GlobalScan {
 
 export type CreateKind = 'run' | 'create';
 
+/** What the shim decides before anything is created: a container (run/create), or a volume (its driver options can bind host paths). */
+export type ShimCreate = { kind: CreateKind; flagsFrom: number } | { kind: 'volume-create'; flagsFrom: number };
+
 /**
- * `run`/`create`, or `container run`/`container create`: which, and the index
- * where its own flags begin. Undefined for every other command.
+ * `run`/`create`, `container run`/`container create`, or `volume create`:
+ * which, and the index where its own flags begin. Undefined for every other
+ * command.
  */
-export function createCommand(argv: readonly string[], g: GlobalScan): { kind: CreateKind; flagsFrom: number } | undefined {
+export function createCommand(argv: readonly string[], g: GlobalScan): ShimCreate | undefined {
   if (g.error || g.command === undefined) return undefined;
   if (g.command === 'run' || g.command === 'create') return { kind: g.command, flagsFrom: g.commandIndex + 1 };
   if (g.command === 'container') {
     const sub = argv[g.commandIndex + 1];
     if (sub === 'run' || sub === 'create') return { kind: sub, flagsFrom: g.commandIndex + 2 };
   }
+  if (g.command === 'volume' && argv[g.commandIndex + 1] === 'create') return { kind: 'volume-create', flagsFrom: g.commandIndex + 2 };
   return undefined;
 }
 

@@ -1,6 +1,6 @@
 /**
  * The docker face: gpuguard installed as `docker`. Everything but
- * `run`/`create` on the local daemon is handed to the real CLI by execve —
+ * `run`/`create` (and `volume create`) on the local daemon is handed to the real CLI by execve —
  * same pid, argv, environment and descriptors — after reading nothing but
  * argv (no policy, no docker query). `run`/`create` are rewritten by the
  * pure translator in rewrite.ts and then handed over the same way.
@@ -35,6 +35,7 @@ export async function main(args: string[]): Promise<number> {
     return passThrough(argv, env);
   }
   const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));
+  if (cmd.kind === 'volume-create') return (await import('./volume.ts')).runVolumeCreate(args, globals, cmd.flagsFrom, target, env);
   return (await import('./create.ts')).runCreate(args, globals, cmd, target, env);
 }
 

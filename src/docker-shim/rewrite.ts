@@ -9,6 +9,7 @@ import type { EffectiveUser } from '../policy/effective.ts';
 import type { Interface } from '../policy/labels.ts';
 import type { Policy } from '../policy/schema.ts';
 import { applyMode, decideCreate, firstRefusal, overallDecision, type CreateRequest, type Decision, type Setting } from '../policy/decide.ts';
+import { decideSecurity, type SecurityFacts, type SecurityRequest } from '../policy/security.ts';
 import { lastValue, type RunScan } from './argv.ts';
 
 /**
@@ -33,6 +34,8 @@ export interface RewriteFacts {
   /** The face: docker, or compose for the compose face; devcontainer is detected from the labels. */
   iface?: Interface;
   gpu?: GpuPlan;
+  /** The security asks of this line and their facts (policies with a `security` key). */
+  security?: { request: SecurityRequest; facts: SecurityFacts };
 }
 
 export interface Rewrite {
@@ -108,7 +111,11 @@ export function rewriteCreate(argv: readonly string[], scan: RunScan, policy: Po
   const req = createRequest(scan, facts.labelFiles);
   const iface = interfaceOf(req, facts.iface);
   const decisions = applyMode(
-    [...decideCreate(policy, user, req, { now: facts.now, iface, ...defined({ containerCount: facts.containerCount, countError: facts.countError }) }), ...(facts.gpu?.decisions ?? [])],
+    [
+      ...decideCreate(policy, user, req, { now: facts.now, iface, ...defined({ containerCount: facts.containerCount, countError: facts.countError }) }),
+      ...(facts.security ? decideSecurity(policy, user, facts.security.request, facts.security.facts) : []),
+      ...(facts.gpu?.decisions ?? []),
+    ],
     policy.mode,
   );
   const refusal = firstRefusal(decisions);

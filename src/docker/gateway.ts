@@ -469,3 +469,54 @@ export async function countContainersOnSocket(socketPath: string, label: string,
     req.end();
   });
 }
+
+/** What gpuguard reads of a volume (`docker volume inspect`): its driver and options (a local volume's options may make it a bind). */
+export const VolumeDetails = z.looseObject({
+  Name: z.string(),
+  Driver: z.string(),
+  Options: z.record(z.string(), z.string()).nullable().optional(),
+});
+export type VolumeDetails = z.infer<typeof VolumeDetails>;
+
+/**
+ * Existing volumes by name, on the daemon the user's command goes to (the
+ * socket when local, else the CLI with the user's global options); a name
+ * with no volume maps to null.
+ */
+export async function inspectVolumes(opts: ReaderOptions, names: string[]): Promise<Map<string, VolumeDetails | null>> {
+  const env = opts.env ?? process.env;
+  const out = new Map<string, VolumeDetails | null>();
+  const unique = [...new Set(names)];
+  if (!unique.length) return out;
+  const api = await import('./api.ts');
+  const socket = opts.socket ?? api.localSocket(env, opts.endpoint);
+  if (socket) {
+    await Promise.all(
+      unique.map(async (name) => {
+        let r: import('./api.ts').ApiResponse;
+        try {
+          r = await api.apiGet(socket, `/volumes/${encodeURIComponent(name)}`);
+        } catch (err) {
+          throw new DaemonUnreachable(`cannot reach the Docker daemon at unix://${socket} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 1, { cause: err });
+        }
+        if (r.status === 404) return void out.set(name, null);
+        const parsed = VolumeDetails.safeParse(r.body);
+        if (r.status !== 200 || !parsed.success) throw new DockerError(`inspecting volume ${name} failed: HTTP ${r.status}`);
+        out.set(name, parsed.data);
+      }),
+    );
+    return out;
+  }
+  const r = await dockerCLI(opts.realDocker(), [...(opts.globalArgs ?? []), 'volume', 'inspect', ...unique], env);
+  // Exit 1 with the found ones printed when some are missing; anything else is a failure to ask.
+  if (r.code !== 0 && !r.stderr.split('\n').filter(Boolean).every((l) => /no such volume/i.test(l))) throw new DockerError(`docker volume inspect failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+  let data: unknown = [];
+  try {
+    data = JSON.parse(r.stdout || '[]');
+  } catch (err) {
+    throw new DockerError(`docker volume inspect printed something that is not JSON: ${r.stderr.trim()}`, 1, { cause: err });
+  }
+  const list = z.array(VolumeDetails).parse(data);
+  for (const name of unique) out.set(name, list.find((v) => v.Name === name) ?? null);
+  return out;
+}

@@ -67,6 +67,17 @@ runtime:
     - name: concourse-gpu    # Concourse workers (containerd namespace "concourse") see every GPU
       match: {namespace: concourse}
       env: {NVIDIA_VISIBLE_DEVICES: all, NVIDIA_DRIVER_CAPABILITIES: all}
+# What a user's container may ask for (admins are never refused). Every key: docs/policy.md.
+security:
+  privileged: false          # --privileged is root on the host
+  capAdd: [SYS_PTRACE]       # capabilities a user may add (debuggers); every other, and ALL, is refused
+  devices: false             # --device, --device-cgroup-rule: GPUs come only from the allocator
+  hostNamespaces: false      # --pid/--ipc/--network/--uts/--userns/--cgroupns host
+  otherUsersContainers: false  # --volumes-from, --link, --network/--pid/--ipc container:<another user's>
+  unconfined: false          # --security-opt seccomp=/apparmor=/systempaths=unconfined, label=…
+  # Host paths a user may mount, however spelled (-v, --mount, volume driver options, compose),
+  # judged after resolving symlinks and "..": {home} is the user's home, {user} the name, dir/* what is below dir.
+  binds: ["{home}", "/srv/*", "/scratch/{user}"]
 events: {log: ${f.eventsLog}}
 `;
 }

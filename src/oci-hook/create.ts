@@ -28,6 +28,7 @@ import { handOver } from './handover.ts';
 import { aggregateModifier } from './modifiers/aggregate.ts';
 import { ruleEnvModifier } from './modifiers/env.ts';
 import { gpuEnvModifier } from './modifiers/gpu-env.ts';
+import { gpuDevicesModifier, nvidiaMajors } from './modifiers/gpu-devices.ts';
 import { modifierList, type Change } from './modifiers/index.ts';
 import { mountsModifier, type MountHost } from './modifiers/mounts.ts';
 import { findRealRuntime } from './real-runtime.ts';
@@ -81,10 +82,23 @@ export interface EditHost {
   cgroupLayout: () => CgroupLayout;
   cgroupIo?: CgroupIo;
   listDirs: ListDirs;
+  /** The host's NVIDIA character majors (195, and nvidia-uvm's, nvidia-caps' … from /proc/devices). */
+  nvidiaMajors: () => ReadonlySet<number>;
 }
 
 export function hostFor(real: string): EditHost {
-  return { mounts: hostMounts(real), lookup: lookupUser, cgroupLayout: () => detectCgroupLayout(), listDirs };
+  return { mounts: hostMounts(real), lookup: lookupUser, cgroupLayout: () => detectCgroupLayout(), listDirs, nvidiaMajors: hostNvidiaMajors };
+}
+
+/** Read only when a container without a GPU grant has devices or device rules to look at. */
+function hostNvidiaMajors(): ReadonlySet<number> {
+  let text: string | undefined;
+  try {
+    text = readFileSync('/proc/devices', 'utf8');
+  } catch {
+    /* not Linux, or no /proc: 195 alone */
+  }
+  return nvidiaMajors(text);
 }
 
 /** The edit itself, on any Spec: decide with the policy, modify, flush. Throws on a policy failure (nothing flushed). */
@@ -94,10 +108,13 @@ export function editSpec(spec: Spec, call: RuncCall, policy: Policy, host: EditH
   const plan = plannedMounts(rules, host.listDirs);
   const parent = cgroupParentOf(spec.config.linux?.cgroupsPath, call.globals.systemdCgroup);
   const aggregate = parent ? aggregateFor(policy, parent.parent, host.lookup) : undefined;
+  // One grant decision for both GPU hygiene modifiers: the env and the device nodes.
+  const gpuGrant = gpuEnvDecision(policy, facts, rules);
   const changes = modifierList([
     ruleEnvModifier(ruleEnv(rules)),
     mountsModifier(plan.mounts, plan.skipped, host.mounts),
-    gpuEnvModifier(gpuEnvDecision(policy, facts, rules)),
+    gpuEnvModifier(gpuGrant),
+    gpuDevicesModifier(gpuGrant, host.nvidiaMajors),
     aggregateModifier(aggregate, parent?.driver ?? 'cgroupfs', host.cgroupLayout, host.cgroupIo),
   ]).modify(spec);
   const written = spec.flush();

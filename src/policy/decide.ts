@@ -56,6 +56,8 @@ export interface Decision {
   /** One line: what was asked, what is allowed, what to do. */
   reason: string;
   add?: Setting[];
+  /** Where in the face's input the ask came from, when the face said (compose: the service key that sets it). */
+  at?: string;
 }
 
 const DEFAULT_CPU_PERIOD = 100_000;

@@ -29,6 +29,8 @@ export interface EffectiveUser {
   gpus: GpuQuota;
   /** Rendered cgroup parent, or undefined when the policy sets none. */
   cgroupParent: string | undefined;
+  /** The home directory from the user database, when known (`{home}` in security.binds). */
+  home?: string;
 }
 
 /** Without a policy quota the seeds' behaviour: no GPU limits. */
@@ -67,6 +69,7 @@ export function resolveUser(policy: Policy, who: Identity): EffectiveUser {
       priority: gpus.priority ?? 0,
     },
     cgroupParent: policy.cgroup ? renderCgroupParent(policy.cgroup.parent, { user: who.user, group, uid: who.uid }) : undefined,
+    ...(who.home !== undefined ? { home: who.home } : {}),
   };
 }
 

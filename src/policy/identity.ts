@@ -12,6 +12,8 @@ export interface Identity {
   uid: number;
   /** Names of every unix group the user is in, primary included. */
   unixGroups: string[];
+  /** The home directory the user database gives (never $HOME, which the user sets). */
+  home?: string;
 }
 
 export class IdentityError extends GpuguardError {
@@ -35,9 +37,9 @@ export function lookupUser(nameOrUid: string): Identity {
   } catch (err) {
     throw new IdentityError(`user "${nameOrUid}" is not in the user database (getent passwd); ask an admin to add the account`, 1, { cause: err });
   }
-  const [user, , uid] = entry.split('\n')[0]!.split(':');
+  const [user, , uid, , , home] = entry.split('\n')[0]!.split(':');
   if (!user || uid === undefined) throw new IdentityError(`getent passwd ${nameOrUid}: unreadable entry "${entry.trim()}"`);
-  return { user, uid: Number(uid), unixGroups: unixGroupsOf(user) };
+  return { user, uid: Number(uid), unixGroups: unixGroupsOf(user), ...(home?.startsWith('/') ? { home } : {}) };
 }
 
 function unixGroupsOf(user: string): string[] {

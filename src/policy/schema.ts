@@ -94,6 +94,34 @@ export const RuntimeRule = z.strictObject({
   mounts: z.array(MountRule).optional(),
 });
 
+/** A host path a user may bind: absolute; `{home}` and `{user}` filled in per user; `dir/*` for everything below dir. */
+const BindRoot = z
+  .string()
+  .regex(/^(?:\/|\{home\})(?:[^*{}]|\{home\}|\{user\})*(?:(?<=\/)\*)?$/, {
+    error: 'expected an absolute path or one starting with {home}, with {home} and {user} as the only placeholders and "*" only as "dir/*"',
+  });
+
+/**
+ * What a non-admin's container may ask for. Absent: nothing is refused on
+ * these grounds (the seeds' behaviour). Present: every key left out takes
+ * its safe value (false, no capabilities, binds only under {home}).
+ */
+export const SecuritySchema = z.strictObject({
+  privileged: z.boolean().default(false),
+  /** Capabilities a user may add (SYS_PTRACE or CAP_SYS_PTRACE; "ALL" for all). */
+  capAdd: z.array(z.string().regex(/^(CAP_)?[A-Za-z_]+$/, { error: 'expected a capability name such as SYS_PTRACE' })).default([]),
+  /** --device, --device-cgroup-rule (GPUs come from the allocator either way). */
+  devices: z.boolean().default(false),
+  /** --pid/--ipc/--network/--uts/--userns/--cgroupns host. */
+  hostNamespaces: z.boolean().default(false),
+  /** --volumes-from, --link, --network/--pid/--ipc container:<a container of another user>. */
+  otherUsersContainers: z.boolean().default(false),
+  /** --security-opt seccomp=/apparmor=/systempaths=unconfined, label=…, custom seccomp profiles. */
+  unconfined: z.boolean().default(false),
+  /** Host paths a user may mount, by any spelling of a bind; judged after resolving symlinks and "..". */
+  binds: z.array(BindRoot).default(['{home}']),
+});
+
 /**
  * The API face (`gpuguard serve`, API mode): where it listens, where dockerd
  * listens behind it, and the listen socket's group and mode. The upstream
@@ -149,6 +177,7 @@ export const PolicySchema = z
         rules: z.array(RuntimeRule).optional(),
       })
       .default({ onPolicyError: 'open', gpuEnv: 'sanitize' }),
+    security: SecuritySchema.optional(),
     events: z
       .strictObject({ log: z.string().startsWith('/', { error: 'expected an absolute path' }).default('/var/log/gpuguard/events.jsonl') })
       .default({ log: '/var/log/gpuguard/events.jsonl' }),
@@ -181,6 +210,7 @@ export type AggregateT = z.output<typeof Aggregate>;
 export type GpuQuotaT = z.output<typeof GpuQuotaSchema>;
 export type RuntimeRuleT = z.output<typeof RuntimeRule>;
 export type MountRuleT = z.output<typeof MountRule>;
+export type SecurityT = z.output<typeof SecuritySchema>;
 export type ApiT = z.output<typeof ApiSchema>;
 
 /** The rules a host with no explicit `runtime.rules` gets (defined beside the rule matching, which must not load zod). */

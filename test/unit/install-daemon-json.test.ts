@@ -63,6 +63,8 @@ test('the example policy is valid for both cgroup drivers', () => {
     assert.equal(p.groups.users?.limits?.cpus, 2, 'never more CPUs than the host has');
     assert.equal(p.docker.realPath, '/usr/bin/docker.real');
     assert.equal(p.cgroup?.parent.endsWith('.slice'), cgroupDriver === 'systemd');
+    // The security block filled in, as DESIGN.md sketches it.
+    assert.deepEqual(p.security, { privileged: false, capAdd: ['SYS_PTRACE'], devices: false, hostNamespaces: false, otherUsersContainers: false, unconfined: false, binds: ['{home}', '/srv/*', '/scratch/{user}'] });
   }
 });
 

@@ -13,6 +13,7 @@ test('the DESIGN.md example policy is valid', () => {
   assert.equal(p.labelPrefix, 'ds01');
   assert.equal(p.runtime.rules?.length, 3);
   assert.equal(p.groups.students?.limits?.memory, '32g');
+  assert.deepEqual(p.security?.binds, ['{home}', '/srv/*', '/scratch/{user}']);
   assert.deepEqual(p.api, { listen: '/var/run/docker.sock', upstream: '/run/gpuguard-dockerd/docker.sock', group: 'docker', mode: '0660' });
 });
 
@@ -33,6 +34,7 @@ const invalid: [string, string, string][] = [
   ['missing version', 'mode: audit\n', 'p.yaml:1:1: version: missing; expected 1'],
   ['duplicate key', 'version: 1\nversion: 1\n', 'p.yaml:2:1: invalid YAML: Map keys must be unique'],
   ['fractional pids', 'version: 1\ngroups:\n  s:\n    limits: {pids: 1.5}\n', 'p.yaml:4:20: groups.s.limits.pids: expected a whole number, got 1.5'],
+  ['bad bind root', 'version: 1\nsecurity:\n  binds: [srv/x]\n', 'p.yaml:3:11: security.binds.0: expected an absolute path or one starting with {home}, with {home} and {user} as the only placeholders and "*" only as "dir/*", got "srv/x"'],
   ['not a mapping', '- a\n- b\n', 'p.yaml:1:1: expected a mapping of policy keys (version, groups, …), got a list'],
   ['bad duration', 'version: 1\ngpu: {holdAfterStop: soon}\n', 'p.yaml:2:22: gpu.holdAfterStop: expected a duration such as 10s, 30m or 1h, got "soon"'],
   ['unquoted socket mode', 'version: 1\napi: {mode: 0660}\n', 'p.yaml:2:13: api.mode: expected an octal mode in quotes, such as "0660"'],

@@ -60,6 +60,7 @@ function host(rro = true): EditHost {
     cgroupLayout: () => ({ kind: 'v1', mounts: { memory: '/cg/memory', cpu: '/cg/cpu', pids: '/cg/pids' } }),
     cgroupIo: fakeCgroups,
     listDirs,
+    nvidiaMajors: () => new Set([195, 511]),
   };
 }
 

@@ -1,0 +1,64 @@
+/**
+ * `docker volume create`: a local volume with `-o type=none -o o=bind -o
+ * device=PATH` (or a block device) mounts a host path into every container
+ * that uses it, so it is judged like a bind of that path (security.binds).
+ * A volume whose options mount no host path is handed over reading nothing.
+ */
+import { PolicyDenied } from '../errors.ts';
+import type { Decision } from '../policy/decide.ts';
+import type { EffectiveUser } from '../policy/effective.ts';
+import type { Policy } from '../policy/schema.ts';
+import type { GlobalScan, LocalTarget } from './globals.ts';
+import { volumeCreateRequestOf } from './security.ts';
+
+export interface PreparedVolume {
+  kind: 'pass' | 'decide';
+  why?: string;
+  policy?: Policy;
+  user?: EffectiveUser;
+  decisions?: Decision[];
+  refusal?: Decision;
+}
+
+export async function prepareVolumeCreate(args: string[], globals: GlobalScan, flagsFrom: number, target: LocalTarget, env: NodeJS.ProcessEnv): Promise<PreparedVolume> {
+  const { request, help } = volumeCreateRequestOf(args, flagsFrom);
+  if (help) return { kind: 'pass', why: '--help creates nothing' };
+  if (!request.binds.length) return { kind: 'pass', why: 'the volume mounts no host path' };
+  const [{ loadPolicyCached }, { currentIdentity }, { resolveUser }, { applyMode, firstRefusal }, { decideSecurity }, { gatherSecurityFacts }] = await Promise.all([
+    import('../policy/cache.ts'),
+    import('../policy/identity.ts'),
+    import('../policy/effective.ts'),
+    import('../policy/decide.ts'),
+    import('../policy/security.ts'),
+    import('../security/facts.ts'),
+  ]);
+  const { policy } = await loadPolicyCached(env);
+  if (!target.local && policy.docker.remote !== 'enforce') return { kind: 'pass', why: `another daemon (${target.why}); docker.remote is passthrough` };
+  if (!policy.security) return { kind: 'pass', why: 'the policy has no security key', policy };
+  const user = resolveUser(policy, currentIdentity(env));
+  const facts = await gatherSecurityFacts(policy, user, request, { local: target.local });
+  const decisions = applyMode(decideSecurity(policy, user, request, facts), policy.mode);
+  const refusal = firstRefusal(decisions);
+  return { kind: 'decide', policy, user, decisions, ...(refusal ? { refusal } : {}) };
+}
+
+export async function runVolumeCreate(args: string[], globals: GlobalScan, flagsFrom: number, target: LocalTarget, env: NodeJS.ProcessEnv): Promise<number> {
+  const { passThrough } = await import('./index.ts');
+  const p = await prepareVolumeCreate(args, globals, flagsFrom, target, env);
+  if (p.kind === 'pass') return passThrough(args, env);
+  const { policy, user, decisions } = p as Required<PreparedVolume>;
+  const { appendEvent } = await import('../events/log.ts');
+  const { overallDecision } = await import('../policy/decide.ts');
+  appendEvent(policy.events.log, {
+    face: 'docker',
+    decision: overallDecision(decisions),
+    user: user.user,
+    uid: user.uid,
+    argv: ['docker', ...args].slice(0, 64),
+    reasons: decisions.map((d) => `${d.verdict} ${d.rule}: ${d.reason}`),
+    ...(policy.mode === 'audit' ? { mode: 'audit' } : {}),
+  });
+  if (p.refusal) throw new PolicyDenied(p.refusal.reason, p.refusal.rule);
+  for (const d of decisions) if (d.verdict === 'warn') process.stderr.write(`gpuguard: warning: ${d.reason}\n`);
+  return passThrough(args, env);
+}

@@ -99,3 +99,34 @@ export async function apiGet(socketPath: string, path: string): Promise<ApiRespo
     req.end();
   });
 }
+
+/**
+ * Any request on the Engine API over a unix socket (the admin commands that
+ * act: `reap` stops and removes). No body is sent; the answer is parsed as
+ * JSON where it is JSON. Rejects on connection errors and after timeoutMs.
+ */
+export async function apiRequest(socketPath: string, method: 'GET' | 'POST' | 'DELETE', path: string, timeoutMs = 60_000): Promise<ApiResponse> {
+  const parse = (text: string): unknown => {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  };
+  if (typeof Bun !== 'undefined') {
+    const res = await fetch(`http://docker${path}`, { unix: socketPath, method, signal: AbortSignal.timeout(timeoutMs) } as RequestInit);
+    return { status: res.status, body: parse(await res.text()) };
+  }
+  const http = await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath, path, method, timeout: timeoutMs, headers: { Host: 'docker' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: parse(Buffer.concat(chunks).toString('utf8')) }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs / 1000}s`)));
+    req.on('error', reject);
+    req.end();
+  });
+}

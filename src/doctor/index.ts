@@ -17,6 +17,7 @@ import { DEFAULTS, RUNTIME_NAME, underRoot, explicitLoc, type Loc } from '../ins
 import { hostPath, readState, type InstallState } from '../install/state.ts';
 import type { DaemonConfig } from '../install/daemon-json.ts';
 import type { ContainerDetails, DaemonInfo } from '../docker/gateway.ts';
+import { checkGpuDeviceFiles, checkReaper } from './lifecycle.ts';
 import type { ApiDoctorContext } from './api.ts';
 
 export type Status = 'ok' | 'warn' | 'fail';
@@ -148,6 +149,7 @@ class Doctor {
     this.checkConcourse();
     this.checkNvidiaSmi();
     this.checkEventLog();
+    this.checkLifecycle();
     this.checkCgroupDriver();
     await this.checkBypasses();
     const { checkApi, checkTcp } = await import('./api.ts');
@@ -412,6 +414,11 @@ class Doctor {
     if ((st.mode & 0o022) !== 0o022) this.add('event-log', 'warn', `${file} has mode ${(st.mode & 0o777).toString(8)}: users' shim events cannot be appended`, `chmod 0622 ${view}`);
     else if (st.uid !== 0 && process.getuid?.() === 0) this.add('event-log', 'warn', `${file} is owned by uid ${st.uid}, who can truncate it`, `chown root:root ${view}`);
     else this.add('event-log', 'ok', `${file} (mode ${(st.mode & 0o777).toString(8)}: users append, root reads)`);
+  }
+
+  private checkLifecycle(): void {
+    const ctx = { root: this.o.root, policy: this.policy, stateDir: this.o.stateDir.host, host: (v: string) => this.host(v) };
+    for (const f of [checkReaper(ctx), checkGpuDeviceFiles(ctx)]) this.add(f.check, f.status, f.message, f.fix);
   }
 
   private checkCgroupDriver(): void {

@@ -7,8 +7,9 @@
 import { closeSync, fchmodSync, mkdirSync, openSync, writeSync, constants } from 'node:fs';
 import { dirname } from 'node:path';
 
-export type Face = 'docker' | 'compose' | 'runtime' | 'admin';
-export type Decision = 'allow' | 'rewrite' | 'deny' | 'warn' | 'error';
+export type Face = 'docker' | 'compose' | 'runtime' | 'admin' | 'reap';
+/** `stop`, `remove`, `kill`: what the reaper did (`face: reap`). */
+export type Decision = 'allow' | 'rewrite' | 'deny' | 'warn' | 'error' | 'stop' | 'remove' | 'kill';
 
 export interface GpuguardEvent {
   face: Face;

@@ -133,20 +133,26 @@ export function loadInventory(env: NodeJS.ProcessEnv, policyInventory?: string):
       return Promise.resolve({ devices: [], gpus: [], source, unavailable: `${bin} does not exist` });
     }
   }
+  return runNvidiaSmi(bin, ['-L'], env).then((r) => ('unavailable' in r ? { devices: [], gpus: [], source, unavailable: r.unavailable } : parseInventory(r.stdout, source)));
+}
+
+/**
+ * Run the inventory program with `args`. A host without it, or a driver
+ * without a GPU ("No devices were found", exit 6), is `unavailable` (a
+ * fact, not an error); any other failure is an InventoryError with its
+ * first line of output.
+ */
+export function runNvidiaSmi(bin: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ stdout: string } | { unavailable: string }> {
+  const source = `${bin} ${args.join(' ')}`;
   return new Promise((resolve, reject) => {
-    execFile(bin, ['-L'], { encoding: 'utf8', timeout: 30_000, env }, (err, stdout, stderr) => {
+    execFile(bin, args, { encoding: 'utf8', timeout: 30_000, env, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') return resolve({ devices: [], gpus: [], source, unavailable: `${bin} not found (no NVIDIA driver on this host?)` });
-        // nvidia-smi with a driver but no GPU: "No devices were found", exit 6.
-        if (/No devices were found/i.test(stdout + stderr)) return resolve({ devices: [], gpus: [], source, unavailable: 'nvidia-smi found no GPU' });
+        if (code === 'ENOENT') return resolve({ unavailable: `${bin} not found (no NVIDIA driver on this host?)` });
+        if (/No devices were found/i.test(stdout + stderr)) return resolve({ unavailable: 'nvidia-smi found no GPU' });
         return reject(new InventoryError(`${source} failed: ${(stderr || stdout).trim().split('\n')[0] || err.message}`, 1, { cause: err }));
       }
-      try {
-        resolve(parseInventory(stdout, source));
-      } catch (e) {
-        reject(e);
-      }
+      resolve({ stdout });
     });
   });
 }

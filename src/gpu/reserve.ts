@@ -44,6 +44,7 @@ import { closeSync, constants, fchmodSync, fstatSync, mkdirSync, openSync, readd
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { GpuguardError } from '../errors.ts';
+import { tryLockExclusive } from '../sys/flock.ts';
 
 export const DEFAULT_RUN_DIR = '/run/gpuguard';
 /** A reservation older than this is void even if its process lives on (a forged or stuck one). */
@@ -84,22 +85,6 @@ export function ensureRunDir(dir: string): void {
 }
 
 // ---------------------------------------------------------------- the lock
-
-declare const Bun: unknown;
-declare function require(id: string): any;
-
-const LOCK_EX = 2;
-const LOCK_NB = 4;
-let flockFn: ((fd: number, op: number) => number) | undefined;
-
-function flock(): (fd: number, op: number) => number {
-  if (flockFn) return flockFn;
-  if (typeof Bun === 'undefined') throw new ReservationError('GPU allocation locking needs the compiled binary (flock through bun:ffi)');
-  const { dlopen, FFIType } = require('bun:ffi');
-  const { symbols } = dlopen('libc.so.6', { flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 } });
-  flockFn = symbols.flock as (fd: number, op: number) => number;
-  return flockFn;
-}
 
 function openLockFile(path: string): number {
   try {
@@ -147,7 +132,7 @@ const held = (fd: number): GpuLock => {
 /** Take the lock now if it is free (synchronously, so work started right after overlaps with what the caller does next). */
 export function tryGpuLock(dir: string): GpuLock | undefined {
   const { fd } = openGpuLock(dir);
-  if (flock()(fd, LOCK_EX | LOCK_NB) === 0) return held(fd);
+  if (tryLockExclusive(fd)) return held(fd);
   closeSync(fd);
   return undefined;
 }
@@ -155,11 +140,10 @@ export function tryGpuLock(dir: string): GpuLock | undefined {
 /** Take the host-wide GPU lock, waiting up to timeoutMs. */
 export async function gpuLock(dir: string, timeoutMs = LOCK_TIMEOUT_MS): Promise<GpuLock> {
   const { fd, path } = openGpuLock(dir);
-  const lock = flock();
   const deadline = Date.now() + timeoutMs;
   let delay = 1;
   try {
-    while (lock(fd, LOCK_EX | LOCK_NB) !== 0) {
+    while (!tryLockExclusive(fd)) {
       if (Date.now() > deadline) throw new ReservationError(`the GPU allocation lock ${path} has been held for over ${timeoutMs / 1000}s by another process; try again, or ask an admin to look (fuser ${path})`);
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 20);

@@ -21,7 +21,11 @@ import { divert, listDiversions, owningPackage, undivert } from './dpkg.ts';
 import { DEFAULTS, INSTALL_USAGE, parseInstallArgs, RUNTIME_NAME, type InstallOptions, type Loc } from './layout.ts';
 import { ensureApiKey, ensurePolicyKeys, examplePolicy } from './policy-file.ts';
 import { hostPath, readState, statePath, type Change, type InstallState } from './state.ts';
+import { execFileSync } from 'node:child_process';
 import { reloadDockerd, verifyRuntime, waitForInfo } from './dockerd.ts';
+import {
+  cronLine, foreignDeviceFileOptions, groupId, MODPROBE_FILE, modprobeText, REAP_SERVICE, REAP_STATE_FILE, REAP_TIMER, reapService, reapTimer, SYSTEMD_DIR, TIMER_WANTS,
+} from './reaper.ts';
 import {
   applyApiLive, checkRestartIsSafe, dockerdEnv, dockerdLaunch, installApiFiles, liveSystemd, planApi, readApiSettings, removeUpstreamDir, uninstallApiAfter, uninstallApiBefore,
   type ApiFilesResult, type ApiState, type InstallSteps,
@@ -236,6 +240,8 @@ class Installer implements InstallSteps {
     const eventsLog = this.writePolicy(realDocker, realRuntime, cgroupDriver, api);
     this.prepareEventLog(eventsLog);
     this.prepareRunDirs();
+    this.installReaper();
+    if (this.opts.restrictHostGpu) this.restrictHostGpu(this.opts.restrictHostGpu);
     const apiFiles = api ? this.installApi(api) : undefined;
     if (!this.changed) {
       this.out('install: nothing to change: gpuguard is installed as recorded in ' + statePath(this.opts.stateDir));
@@ -531,6 +537,72 @@ class Installer implements InstallSteps {
     this.mkdirp(join(this.opts.root, 'run/gpuguard'), 0o1777);
   }
 
+  /**
+   * A file of ours that a later install may need to change (the reaper's
+   * units, the modprobe file): created once and recorded with what was
+   * written; rewritten when install would write something else and nobody
+   * edited it since; left alone, with a warning, when someone did.
+   */
+  private ensureOwnFile(path: string, text: string, describe: string): void {
+    if (!lexists(path)) return this.createFile(path, text, 0o644, describe, true);
+    const prior = this.state.changes.find((c): c is Extract<Change, { kind: 'created' }> => c.kind === 'created' && c.path === path);
+    if (!prior) throw new GpuguardError(`${path} exists and was not made by install.sh; move it away, then run install.sh again`);
+    const current = sha256(path);
+    if (current === sha256Text(text)) return;
+    if (prior.sha256 && current !== prior.sha256) {
+      this.out(`install: warning: ${path} was edited since install: left as it is (remove it and run install.sh again for the new one)`);
+      return;
+    }
+    this.act(`${describe} (${path}, updated)`, () => {
+      writeAtomic(path, text, 0o644);
+      prior.sha256 = sha256Text(text);
+    });
+  }
+
+  /**
+   * `gpuguard reap` every 5 minutes: a systemd timer (enabled as `systemctl
+   * enable` would, by its link in timers.target.wants, and started when
+   * systemd runs this host), or, without systemd, the cron line to add.
+   */
+  private installReaper(): void {
+    const o = {
+      binary: this.shimTarget,
+      stateDir: this.opts.stateDir.view,
+      policy: this.opts.policy.view,
+      defaultPolicy: this.opts.policy.view === DEFAULTS.policy,
+    };
+    if (!lexists(join(this.opts.root, 'run/systemd/system'))) {
+      this.out(`install: the reaper (gpuguard reap, every 5 minutes) needs cron on a host without systemd: echo '${cronLine(o)}' > /etc/cron.d/gpuguard-reap`);
+      return;
+    }
+    const before = this.changed;
+    this.changed = false;
+    this.ensureOwnFile(this.host(join(SYSTEMD_DIR, REAP_SERVICE)), reapService(o), `write the reaper's service ${REAP_SERVICE} (gpuguard reap)`);
+    this.ensureOwnFile(this.host(join(SYSTEMD_DIR, REAP_TIMER)), reapTimer(), `write the reaper's timer ${REAP_TIMER} (every 5 minutes)`);
+    this.ensureSymlink(this.host(TIMER_WANTS), join(SYSTEMD_DIR, REAP_TIMER));
+    const unitsChanged = this.changed;
+    this.changed ||= before;
+    if (!unitsChanged || this.opts.root !== '/') return;
+    this.act(`start ${REAP_TIMER} (systemctl daemon-reload; systemctl restart ${REAP_TIMER})`, () => {
+      execFileSync('systemctl', ['daemon-reload'], { stdio: 'ignore' });
+      execFileSync('systemctl', ['restart', REAP_TIMER], { stdio: 'ignore' });
+      if (!this.state.changes.some((c) => c.kind === 'started' && c.unit === REAP_TIMER)) this.record({ kind: 'started', unit: REAP_TIMER });
+    });
+  }
+
+  /** `--restrict-host-gpu GROUP`: the NVIDIA driver's device-file options in modprobe.d. */
+  private restrictHostGpu(group: string): void {
+    const gid = groupId(this.opts.root, group);
+    const file = this.host(MODPROBE_FILE);
+    const foreign = foreignDeviceFileOptions(this.opts.root, file);
+    if (foreign.length) throw new GpuguardError(`--restrict-host-gpu: ${foreign.join(', ')} already set${foreign.length === 1 ? 's' : ''} NVreg_DeviceFile* options for nvidia; two such files fight (the later one wins): remove the options there, or leave out --restrict-host-gpu`);
+    const before = this.changed;
+    this.changed = false;
+    this.ensureOwnFile(file, modprobeText(group, gid), `restrict /dev/nvidia* to root and group ${group} (gid ${gid}), mode 0660`);
+    if (this.changed) this.out('install: the NVIDIA device files change when the nvidia module is next loaded (a reboot); gpuguard doctor checks them');
+    this.changed ||= before;
+  }
+
   private saveState(): void {
     const file = statePath(this.opts.stateDir);
     const created: string[] = [];
@@ -567,6 +639,7 @@ async function uninstall(opts: InstallOptions, out: Out): Promise<number> {
     out(`uninstall: ${what}`);
   };
   let daemonChanged = false;
+  let systemdChanged = false;
   let problems = 0;
   const busyDirs: string[] = [];
   const host = (view: string) => hostPath(state, view);
@@ -637,11 +710,25 @@ async function uninstall(opts: InstallOptions, out: Out): Promise<number> {
           undivert(state.root, change.view, change.toView);
         });
         break;
+      case 'started':
+        // Stopped before its unit files go; systemd forgets them at the daemon-reload below.
+        systemdChanged = true;
+        say(`stop ${change.unit} (systemctl stop)`, () => {
+          try {
+            execFileSync('systemctl', ['stop', change.unit], { stdio: 'ignore' });
+          } catch {
+            /* not loaded any more: nothing to stop */
+          }
+        });
+        break;
     }
   }
   if (state.api) removeUpstreamDir(state.api, opts, host, out);
   say(`remove ${statePath(opts.stateDir)}`, () => {
     unlinkSync(statePath(opts.stateDir));
+    // The reaper's measurements (gpuguard reap writes them beside the install record).
+    const reapState = join(opts.stateDir.host, REAP_STATE_FILE);
+    if (lexists(reapState)) unlinkSync(reapState);
     for (const d of [...state.stateDirsCreated].reverse()) {
       try {
         rmdirSync(d);
@@ -658,6 +745,15 @@ async function uninstall(opts: InstallOptions, out: Out): Promise<number> {
       }
     }
   });
+  if (systemdChanged) {
+    say('reload systemd (systemctl daemon-reload)', () => {
+      try {
+        execFileSync('systemctl', ['daemon-reload'], { stdio: 'ignore' });
+      } catch {
+        /* systemd not running any more */
+      }
+    });
+  }
   if (state.api) uninstallApiAfter(state.api, opts, out);
   if (daemonChanged) {
     if (opts.dryRun) out('uninstall: would reload dockerd');

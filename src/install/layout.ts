@@ -36,6 +36,8 @@ export interface InstallOptions {
   binary: string;
   reload: boolean;
   compose: boolean;
+  /** `--restrict-host-gpu GROUP`: /dev/nvidia* for root and this group only (modprobe.d). */
+  restrictHostGpu?: string;
   /** API mode: dockerd behind `gpuguard serve` (src/install/api.ts). */
   api: boolean;
 }
@@ -67,7 +69,8 @@ export function explicitLoc(path: string): Loc {
 export const INSTALL_USAGE = `usage: install.sh [--dry-run] [--uninstall] [--api] [--concourse [DIR]] [--root DIR]
        [--lib-dir DIR] [--bin-dir DIR]… [--state-dir DIR] [--policy FILE]
        [--daemon-json FILE] [--dockerd-pid FILE] [--events-log FILE]
-       [--real-runtime PATH] [--binary PATH] [--no-reload] [--no-compose]`;
+       [--real-runtime PATH] [--binary PATH] [--no-reload] [--no-compose]
+       [--restrict-host-gpu GROUP]`;
 
 export function parseInstallArgs(args: string[], self: string = process.execPath): InstallOptions {
   let root = '/';
@@ -79,7 +82,7 @@ export function parseInstallArgs(args: string[], self: string = process.execPath
   let reload = true;
   let compose = true;
   let api = false;
-  const valueFlags = new Set(['--root', '--prefix', '--lib-dir', '--bin-dir', '--state-dir', '--policy', '--daemon-json', '--dockerd-pid', '--events-log', '--real-runtime', '--binary']);
+  const valueFlags = new Set(['--root', '--prefix', '--lib-dir', '--bin-dir', '--state-dir', '--policy', '--daemon-json', '--dockerd-pid', '--events-log', '--real-runtime', '--binary', '--restrict-host-gpu']);
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     const eq = arg.indexOf('=');
@@ -139,6 +142,7 @@ export function parseInstallArgs(args: string[], self: string = process.execPath
     binary: explicit['--binary'] ?? self,
     reload,
     compose,
+    ...(explicit['--restrict-host-gpu'] ? { restrictHostGpu: explicit['--restrict-host-gpu'] } : {}),
     api,
   };
 }

@@ -56,7 +56,9 @@ docker:
   realPath: ${f.realDocker}   # the real docker CLI (not gpuguard's shim)
   psFilter: own              # docker ps shows a user their own containers (all: everything)
   remote: passthrough        # commands for another daemon (-H, DOCKER_HOST) pass untouched
-gpu: {inventory: nvidia-smi, holdAfterStop: 30m}
+# hostProcesses: GPU processes outside containers: allow, warn (event + notify) or kill
+# (gpuguard reap applies it; root and hostProcessUsers are always allowed).
+gpu: {inventory: nvidia-smi, holdAfterStop: 30m, hostProcesses: allow, hostProcessUsers: []}
 runtime:
   realPath: ${f.realRuntime}   # the OCI runtime the wrapper chains to
   onPolicyError: open        # a broken policy: start containers unmodified and log (closed: refuse)
@@ -79,6 +81,17 @@ security:
   # judged after resolving symlinks and "..": {home} is the user's home, {user} the name, dir/* what is below dir.
   binds: ["{home}", "/srv/*", "/scratch/{user}"]
 events: {log: ${f.eventsLog}}
+# gpuguard reap (a systemd timer, every 5 minutes) gives idle and over-age containers'
+# GPUs back. Off until you uncomment it; per group too (groups.<g>.lifecycle).
+# Durations: 30s, 20m, 2h, 7d, or never. See docs/policy.md, "lifecycle".
+# lifecycle:
+#   idleAfter: 2h            # no GPU process and CPU under idleCpuPercent this long: stopped
+#   idleCpuPercent: 2        # percent of one core
+#   maxRuntime: 7d           # running longer: stopped
+#   removeStoppedAfter: 3d   # stopped longer: removed (volumes kept)
+#   warnBefore: 30m          # the owner is warned this long before (event, and notify)
+#   stopTimeout: 60s         # SIGTERM, then SIGKILL after this (containers without --stop-timeout)
+#   notify: /usr/local/sbin/gpuguard-notify   # run as: notify USER MESSAGE
 `;
 }
 

@@ -17,7 +17,9 @@ export type Change =
   /** An unpackaged file renamed aside, our symlink put in its place. */
   | { kind: 'moved'; path: string; to: string }
   /** A packaged file diverted with dpkg-divert --rename, our symlink put in its place. */
-  | { kind: 'diverted'; path: string; view: string; to: string; toView: string; package: string };
+  | { kind: 'diverted'; path: string; view: string; to: string; toView: string; package: string }
+  /** A systemd unit started (`systemctl start`): stopped on uninstall, before its files go. */
+  | { kind: 'started'; unit: string };
 
 export interface InstallState {
   version: 1;

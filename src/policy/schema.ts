@@ -21,6 +21,18 @@ export const Duration = z.union([
   z.string().regex(new RegExp(DURATION_PATTERN), { error: 'expected a duration such as 10s, 30m or 1h' }),
 ], { error: 'expected a duration such as 10s, 30m or 1h' });
 
+/**
+ * A lifecycle duration: a whole number with a unit, `30s`, `20m`, `2h`, `7d`,
+ * or `never` (a group turning off what the top level sets). No bare numbers:
+ * `maxRuntime: 7` would be read as 7 seconds by someone who meant 7 days.
+ */
+const LIFECYCLE_DURATION = 'expected a whole number above 0 with a unit (s, m, h, d) such as 30s, 20m, 2h or 7d, or never';
+export const LifecycleDuration = z.union([z.literal('never'), z.string().regex(/^[1-9]\d*(s|m|h|d)$/, { error: LIFECYCLE_DURATION })], { error: LIFECYCLE_DURATION });
+
+/** The same grammar where zero makes sense (a warning or a grace period of none). */
+const LIFECYCLE_SPAN = 'expected a whole number with a unit (s, m, h, d) such as 0s, 30s, 20m or 2h';
+const LifecycleSpan = z.string({ error: LIFECYCLE_SPAN }).regex(/^(0|[1-9]\d*)(s|m|h|d)$/, { error: LIFECYCLE_SPAN });
+
 const positive = () => z.number().positive({ error: 'expected a number greater than 0' });
 const count = () => z.number().int({ error: 'expected a whole number' }).nonnegative({ error: 'expected a whole number, 0 or more' });
 
@@ -52,11 +64,41 @@ export const GpuQuotaSchema = z.strictObject({
 /** A unix user name, or "@group" for every member of a unix group. */
 const Principal = z.string().min(1);
 
+/**
+ * When `gpuguard reap` warns, stops and removes containers (top level and
+ * per group; a group's keys win). A key left out is no rule.
+ */
+export const LifecycleRules = z.strictObject({
+  /** No process on the container's GPUs and CPU under idleCpuPercent this long: stopped. */
+  idleAfter: LifecycleDuration.optional(),
+  /** Percent of one core under which a container counts as idle. */
+  idleCpuPercent: z.number().positive({ error: 'expected a percentage of one core, above 0' }).max(100, { error: 'expected a percentage of one core, at most 100' }).optional(),
+  /** Running longer than this: stopped. */
+  maxRuntime: LifecycleDuration.optional(),
+  /** Stopped longer than this: removed (volumes kept). */
+  removeStoppedAfter: LifecycleDuration.optional(),
+  /** The owner is warned this long before a stop or removal. */
+  warnBefore: LifecycleSpan.optional(),
+  /** How long a stop waits after SIGTERM before SIGKILL, for containers that set no --stop-timeout (Docker's default: 10s). */
+  stopTimeout: LifecycleSpan.optional(),
+});
+
+const NOTIFY = 'expected the absolute path of a program, or a list [program, arg…] that starts with one';
+
+/** The top-level `lifecycle`: the rules, and who is told about warnings. */
+export const Lifecycle = LifecycleRules.extend({
+  /** A program run for each warning as `PROGRAM… USER MESSAGE` (no shell): a path, or an argv list. */
+  notify: z
+    .union([z.string().startsWith('/', { error: NOTIFY }), z.array(z.string().min(1, { error: NOTIFY }), { error: NOTIFY }).min(1, { error: NOTIFY }).refine((a) => a[0]!.startsWith('/'), { error: NOTIFY })], { error: NOTIFY })
+    .optional(),
+});
+
 export const Group = z.strictObject({
   members: z.array(Principal).default([]),
   limits: Limits.optional(),
   aggregate: Aggregate.optional(),
   gpus: GpuQuotaSchema.optional(),
+  lifecycle: LifecycleRules.optional(),
 });
 
 export const UserOverride = z.strictObject({
@@ -167,8 +209,12 @@ export const PolicySchema = z
         inventory: z.string().default('nvidia-smi'),
         holdAfterStop: Duration.default('0s'),
         wait: Duration.default('0s'),
+        /** GPU processes outside containers: allow, warn (event + notify), or kill; applied by `gpuguard reap`. */
+        hostProcesses: z.enum(['allow', 'warn', 'kill']).default('allow'),
+        /** Users ("@group" too) whose host GPU processes are always allowed (root's always are). */
+        hostProcessUsers: z.array(Principal).default([]),
       })
-      .default({ inventory: 'nvidia-smi', holdAfterStop: '0s', wait: '0s' }),
+      .default({ inventory: 'nvidia-smi', holdAfterStop: '0s', wait: '0s', hostProcesses: 'allow', hostProcessUsers: [] }),
     runtime: z
       .strictObject({
         realPath: z.string().startsWith('/', { error: 'expected an absolute path' }).optional(),
@@ -181,6 +227,7 @@ export const PolicySchema = z
     events: z
       .strictObject({ log: z.string().startsWith('/', { error: 'expected an absolute path' }).default('/var/log/gpuguard/events.jsonl') })
       .default({ log: '/var/log/gpuguard/events.jsonl' }),
+    lifecycle: Lifecycle.optional(),
     api: ApiSchema.default(API_DEFAULTS),
   })
   .superRefine((policy, ctx) => {
@@ -210,6 +257,8 @@ export type AggregateT = z.output<typeof Aggregate>;
 export type GpuQuotaT = z.output<typeof GpuQuotaSchema>;
 export type RuntimeRuleT = z.output<typeof RuntimeRule>;
 export type MountRuleT = z.output<typeof MountRule>;
+export type LifecycleRulesT = z.output<typeof LifecycleRules>;
+export type LifecycleT = z.output<typeof Lifecycle>;
 export type SecurityT = z.output<typeof SecuritySchema>;
 export type ApiT = z.output<typeof ApiSchema>;
 

@@ -270,8 +270,9 @@ test('a raw docker container is counted, and gpuguard gpus shows it with owner u
   assert.match(lines[1]!, /^0\.0 +MIG-ebfc0d1e-2f30-5415-b7b8-adbecfd0e1fb +3g\.40gb +- +- +free +-$/);
   assert.match(lines[2]!, /^0\.1 +MIG-fc0d1e2f-3041-5526-c8c9-becfd0e1f20c +1g\.10gb +unknown +rawgpu +running +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(\d+s\)$/);
   assert.match(lines[3]!, /^0\.2 +MIG-0d1e2f30-4152-5637-d9da-cfd0e1f2031d +1g\.10gb +ggu1 +u1 +created +\d{4}-/);
-  assert.equal(lines.length, 1 + 7 + 3);
+  assert.equal(lines.length, 1 + 7 + 4);
   assert.equal(lines[9], '5 of 7 devices free (1 4/7 GPU)');
+  assert.equal(lines[10], '0 GPU process(es)');
   const json = JSON.parse((await run(BINARY, ['gpus', '--json'], { env })).stdout);
   assert.equal(json.devices.length, 7);
   assert.deepEqual(json.devices[1].user, 'unknown');

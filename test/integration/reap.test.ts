@@ -227,6 +227,13 @@ test('--dry-run changes nothing and says what it would do; reap is root\'s; bad 
   assert.deepEqual(audited.map((e) => `${e.container}:${e.decision}`).sort(), ['old:stop', 'stale:remove']);
   assert.deepEqual([await state('old'), await state('stale')], ['running', 'exited']);
 
+  // API mode: without DOCKER_HOST the reaper asks dockerd's own socket (api.upstream), not the face on /var/run/docker.sock.
+  const upstreamEnv: Record<string, string> = { ...envFor(policy('upstream', `lifecycle: {maxRuntime: 1s}\napi: {upstream: ${d!.socket}}\n`), smi) };
+  delete upstreamEnv.DOCKER_HOST;
+  const viaUpstream = await run(BINARY, ['reap', '--dry-run', '--state', stateFile], { env: upstreamEnv, extendEnv: false });
+  assert.equal(viaUpstream.code, 0, viaUpstream.stderr);
+  assert.match(viaUpstream.stdout, /^reap: would stop old /m);
+
   const asAlice = await runAs('alice', BINARY, ['reap', '--dry-run'], { env });
   assert.equal(asAlice.code, 1);
   assert.match(asAlice.stderr, /^gpuguard: gpuguard reap stops other users' containers .*: run it as root/);

@@ -7,13 +7,14 @@
 #   sudo ./install.sh --uninstall     undo every change, byte for byte
 # Options (--root DIR for packagers and tests, --daemon-json, --dockerd-pid …):
 #   ./install.sh --help, and docs/operations.md.
-# This script only builds dist/gpuguard when it is missing or older than the
-# sources; the installing is `gpuguard install`, which records each change in
+# This script only builds dist/gpuguard (and its native front,
+# dist/gpuguard-front) when missing or older than the sources; the
+# installing is `gpuguard install`, which records each change in
 # /var/lib/gpuguard/state.json for uninstall and doctor.
 set -euo pipefail
 cd "$(dirname "$0")"
 stale() {
-  [ ! -x dist/gpuguard ] && return 0
+  [ ! -x dist/gpuguard ] || [ ! -x dist/gpuguard-front ] && return 0
   [ -n "$(find src package.json package-lock.json build -newer dist/gpuguard -print -quit 2>/dev/null)" ]
 }
 if stale; then

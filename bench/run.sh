@@ -7,7 +7,7 @@
 #                                      that start the private dockerd)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x dist/gpuguard ] || npm run --silent build
+{ [ -x dist/gpuguard ] && [ -x dist/gpuguard-front ]; } || npm run --silent build
 OUT=${BENCH_OUT:-bench/results}
 mkdir -p "$OUT"
 H=(hyperfine -N --warmup 10 --runs "${BENCH_RUNS:-200}" --style basic)

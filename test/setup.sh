@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(docker.io runc containerd busybox-static docker-compose hyperfine)
+# gcc and libc6-dev build the native front (npm run build); jq is the bench's anchor runtime wrapper.
+PACKAGES=(docker.io runc containerd busybox-static docker-compose hyperfine gcc libc6-dev jq)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

@@ -21,7 +21,7 @@ gpu() {
   local fix=test/fixtures/nvidia-smi/a100-mig-mixed.txt
   for i in $(seq 47); do "$real" create bb >/dev/null; done
   for s in 0 1 2; do "$real" create --gpus "device=0:$s" bb >/dev/null; done
-  ln -sf "$PWD/dist/gpuguard" "$d/bin/docker"
+  ln -sf "$PWD/dist/gpuguard-front" "$d/bin/docker" # as installed: the native front, gpuguard beside it
   printf 'version: 1\nevents: {log: %s/events.jsonl}\n' "$d" >"$d/policy.yaml"
   local uuid; uuid=$(awk '/Device  3:/ {gsub(/[()]/,""); print $NF; exit}' "$fix")
   export GPUGUARD_REAL_DOCKER="$real" GPUGUARD_POLICY="$d/policy.yaml" GPUGUARD_NVIDIA_SMI="$fix" GPUGUARD_RUN_DIR="$d/run"

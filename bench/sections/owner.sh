@@ -25,7 +25,7 @@ owner() (
   # a busybox image `bb`, as the test harness makes it
   mkdir -p "$dir/rootfs/bin" && cp /bin/busybox "$dir/rootfs/bin/" && ln -s busybox "$dir/rootfs/bin/sh" && ln -s busybox "$dir/rootfs/bin/sleep"
   tar -C "$dir/rootfs" -cf "$dir/bb.tar" . && "$real" import "$dir/bb.tar" bb >/dev/null
-  mkdir -p "$dir/shim" && cp dist/gpuguard "$dir/shim/gpuguard" && ln -s gpuguard "$dir/shim/docker"
+  mkdir -p "$dir/shim" && cp dist/gpuguard dist/gpuguard-front "$dir/shim/" && ln -s gpuguard-front "$dir/shim/docker"
   chmod 755 "$dir" "$dir/shim"
   printf 'version: 1\nadmins: ["@ds01-admin"]\ndocker: {realPath: %s}\nevents: {log: %s/events.jsonl}\n' "$real" "$dir" >"$dir/policy.yaml"
   chmod 644 "$dir/policy.yaml"

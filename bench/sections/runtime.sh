@@ -8,7 +8,7 @@ runtime() {
   local tmp real
   tmp=$(mktemp -d /tmp/gg-bench-rt-XXXX)
   real=$(command -v runc)
-  ln -s "$PWD/dist/gpuguard" "$tmp/gpuguard-runc"
+  ln -s "$PWD/dist/gpuguard-front" "$tmp/gpuguard-runc" # as installed: the native front, gpuguard beside it
   npx --no-install bun build --compile --bytecode --minify --format=esm bench/sections/runtime-floor.ts --outfile "$tmp/floor" >/dev/null
   printf 'version: 1\nruntime: {realPath: %s}\nevents: {log: %s/events.jsonl}\n' "$real" "$tmp" > "$tmp/policy.yaml"
   mkdir -p "$tmp/root"

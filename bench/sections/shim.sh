@@ -4,7 +4,7 @@
 shim() {
   local tmp real=/usr/bin/docker
   tmp=$(mktemp -d /tmp/gg-bench-shim-XXXX)
-  ln -s "$PWD/dist/gpuguard" "$tmp/docker"
+  ln -s "$PWD/dist/gpuguard-front" "$tmp/docker" # as installed: the native front, gpuguard beside it
   "${H[@]}" --export-markdown "$OUT/shim-passthrough.md" --export-json "$OUT/shim-passthrough.json" \
     -n 'docker --version (real)' "$real --version" \
     -n 'docker --version (shim, GPUGUARD_REAL_DOCKER)' "env GPUGUARD_REAL_DOCKER=$real $tmp/docker --version" \

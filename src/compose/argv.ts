@@ -9,13 +9,18 @@ import { UsageError } from '../errors.ts';
 export type ComposeDialect = 'v1' | 'v2';
 
 /** Global options that take a value, per dialect (docker-compose 1.29 --help; docker/compose v2 cmd/compose/compose.go). */
-const VALUE_OPTIONS: Record<ComposeDialect, Set<string>> = {
+export const VALUE_OPTIONS: Record<ComposeDialect, ReadonlySet<string>> = {
   v1: new Set(['-f', '--file', '-p', '--project-name', '--profile', '-c', '--context', '--log-level', '--ansi', '-H', '--host', '--tlscacert', '--tlscert', '--tlskey', '--project-directory', '--env-file']),
   v2: new Set(['-f', '--file', '-p', '--project-name', '--profile', '--project-directory', '--workdir', '--env-file', '--ansi', '--progress', '--parallel']),
 };
 
 /** Subcommands that create containers, and so get the policy's override file. */
-export const CREATING_COMMANDS = new Set(['up', 'run', 'create', 'scale']);
+export const CREATING_COMMANDS: ReadonlySet<string> = new Set(['up', 'run', 'create', 'scale']);
+
+/** Whether this command line creates containers (and so needs the policy). */
+export function createsContainers(scan: Pick<ComposeArgv, 'command'>): boolean {
+  return scan.command !== undefined && CREATING_COMMANDS.has(scan.command);
+}
 
 export interface ComposeArgv {
   dialect: ComposeDialect;

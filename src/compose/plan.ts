@@ -232,8 +232,8 @@ async function decideComposeSecurity(
       for (const v of run.volumes) {
         const b = parseBindSpec(v);
         const from = `run -v ${v}`;
-        if (b.kind === 'bind') request.binds.push({ source: b.relative ? posix.resolve(process.cwd(), b.source) : b.source, from });
-        else if (b.kind === 'volume') request.volumes.push({ name: b.name, from });
+        if (b.kind === 'bind') request.binds.push({ source: b.relative ? posix.resolve(process.cwd(), b.source) : b.source, from, readOnly: b.readOnly });
+        else if (b.kind === 'volume') request.volumes.push({ name: b.name, from, readOnly: b.readOnly });
       }
       for (const cap of run.capAdd) request.capAdd.push({ cap, from: `run --cap-add ${cap}` });
     }

@@ -5,7 +5,7 @@
  * the compose half of src/policy/security.ts. Each ask carries the service
  * key it came from (`at`), so a refusal can name the file that sets it.
  */
-import { emptySecurityRequest, localVolumeHostPath, parseBindSpec, type NamespaceKind, type SecurityRequest } from '../policy/security.ts';
+import { emptySecurityRequest, localVolumeHostPath, localVolumeReadOnly, parseBindSpec, type NamespaceKind, type SecurityRequest } from '../policy/security.ts';
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -58,16 +58,17 @@ export function serviceSecurityRequest(service: string, config: unknown, project
       const type = str(v.type) ?? 'volume';
       const source = str(v.source);
       const shown = `${type} ${source ?? ''} → ${str(v.target) ?? ''}`.replace('  ', ' ');
-      if (type === 'bind' && source) req.binds.push({ source, ...ask('volumes', shown) });
-      else if (type === 'volume' && source) req.volumes.push({ name: composeVolumeName(config, source, project), ...ask('volumes', shown) });
+      const readOnly = v.read_only === true || str(v.read_only)?.toLowerCase() === 'true';
+      if (type === 'bind' && source) req.binds.push({ source, readOnly, ...ask('volumes', shown) });
+      else if (type === 'volume' && source) req.volumes.push({ name: composeVolumeName(config, source, project), readOnly, ...ask('volumes', shown) });
       continue;
     }
     const spec = str(v);
     if (spec === undefined) continue;
     const b = parseBindSpec(spec);
     // compose config prints absolute paths; a relative one is compose's to refuse.
-    if (b.kind === 'bind') req.binds.push({ source: b.source, ...ask('volumes', spec) });
-    else if (b.kind === 'volume') req.volumes.push({ name: composeVolumeName(config, b.name, project), ...ask('volumes', spec) });
+    if (b.kind === 'bind') req.binds.push({ source: b.source, readOnly: b.readOnly, ...ask('volumes', spec) });
+    else if (b.kind === 'volume') req.volumes.push({ name: composeVolumeName(config, b.name, project), readOnly: b.readOnly, ...ask('volumes', spec) });
   }
   for (const v of list(s.volumes_from)) {
     const spec = str(v);
@@ -98,7 +99,7 @@ export function projectVolumeRequests(config: unknown): { key: string; request: 
     const host = localVolumeHostPath(str(v.driver), opts);
     if (host === undefined) continue;
     const request = emptySecurityRequest();
-    request.binds.push({ source: host, from: `volumes: ${key}: driver_opts ${Object.entries(opts ?? {}).map(([k, x]) => `${k}=${x}`).join(' ')}`, at: 'volumes' });
+    request.binds.push({ source: host, readOnly: localVolumeReadOnly(opts), from: `volumes: ${key}: driver_opts ${Object.entries(opts ?? {}).map(([k, x]) => `${k}=${x}`).join(' ')}`, at: 'volumes' });
     out.push({ key, request });
   }
   return out;

@@ -12,14 +12,14 @@ import { join } from 'node:path';
 import { GpuguardError, PolicyDenied } from '../errors.ts';
 import { findRealCompose } from '../docker/real.ts';
 import { execve } from '../sys/exec.ts';
-import { CREATING_COMMANDS, scanComposeArgv, type ComposeArgv, type ComposeDialect } from '../compose/argv.ts';
+import { createsContainers, scanComposeArgv, type ComposeArgv, type ComposeDialect } from '../compose/argv.ts';
 import { targetsLocalDaemon, type GlobalScan } from './globals.ts';
 
 /** argv0 docker-compose. */
 export async function composeMain(args: string[]): Promise<number> {
   const env = process.env;
   const scan = scanComposeArgv(args, 'v1');
-  if (!scan.command || !CREATING_COMMANDS.has(scan.command)) return execve(findRealCompose(env), [process.argv0, ...args], env);
+  if (!createsContainers(scan)) return execve(findRealCompose(env), [process.argv0, ...args], env);
   const target = targetsLocalDaemon({ options: [], commandIndex: 0, hosts: scan.hosts, context: scan.context }, env, () => undefined);
   const p = await prepareCompose(scan, { real: findRealCompose(env), prefix: [] }, target, env);
   return runPrepared(p, args, env);
@@ -30,7 +30,7 @@ export async function composeFromDocker(args: string[], globals: GlobalScan, tar
   const composeArgs = args.slice(globals.commandIndex + 1);
   const scan = scanComposeArgv(composeArgs, 'v2');
   const prefix = [...args.slice(0, globals.commandIndex), 'compose'];
-  if (!scan.command || !CREATING_COMMANDS.has(scan.command)) return (await import('./index.ts')).passThrough(args, env);
+  if (!createsContainers(scan)) return (await import('./index.ts')).passThrough(args, env);
   const real = await (await import('./index.ts')).realDockerCli(env);
   const p = await prepareCompose(scan, { real, prefix }, target, env);
   return runPrepared(p, args, env);
@@ -174,7 +174,7 @@ export async function explainCompose(dialect: ComposeDialect, args: string[], en
     shown = 'docker';
   }
   const original = [shown, ...args];
-  if (!scan.command || !CREATING_COMMANDS.has(scan.command)) {
+  if (!createsContainers(scan)) {
     const why = `compose ${scan.command ?? ''} creates no container: passed to the real binary unchanged`.replace('  ', ' ');
     return { object: { argv: original, passthrough: why }, lines: [shellJoin(original), `  pass     ${why}`] };
   }

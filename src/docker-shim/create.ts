@@ -7,7 +7,9 @@
 import { readFileSync } from 'node:fs';
 import { PolicyDenied } from '../errors.ts';
 import { appendEvent } from '../events/log.ts';
-import { countContainersOnSocket, countContainersWithLabel, dockerReader, findRealDocker, inspectVolumes, type ReaderOptions } from '../docker/gateway.ts';
+import { countContainersOnSocket, countContainersWithLabel } from '../docker/count.ts';
+import { findRealDocker } from '../docker/real.ts';
+import type { ReaderOptions } from '../docker/gateway.ts';
 import type { SecurityFacts, SecurityRequest } from '../policy/security.ts';
 import type { DockerLookups } from '../security/facts.ts';
 import { securityRequestOf } from './security.ts';
@@ -127,6 +129,8 @@ export async function dockerLookups(at: { args: string[]; globals: GlobalScan; t
     endpoint: { hosts: g.hosts, ...(g.context !== undefined ? { context: g.context } : {}), ...(g.config !== undefined ? { config: g.config } : {}) },
     realDocker: () => at.real,
   };
+  // The gateway (zod) only when a container or volume is named: every create passes here.
+  const { dockerReader, inspectVolumes } = await import('../docker/gateway.ts');
   return { reader: await dockerReader(opts), inspectVolumes: (names) => inspectVolumes(opts, names) };
 }
 

@@ -40,7 +40,7 @@ export async function run(args: string[]): Promise<number> {
   }
   const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));
   if (cmd.kind === 'volume-create') {
-    const v = await (await import('./volume.ts')).prepareVolumeCreate(rest, globals, cmd.flagsFrom, target, env);
+    const v = await (await import('./standalone.ts')).prepareVolumeCreate(rest, globals, cmd.flagsFrom, target, env);
     if (v.kind === 'pass') return out({ argv: ['docker', ...rest], passthrough: v.why }, [shellJoin(['docker', ...rest]), `  pass   ${v.why}`]);
     const decisions = v.decisions!;
     return out(

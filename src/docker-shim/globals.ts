@@ -9,7 +9,7 @@
 import { makeTable, scanFlags, type FlagOccurrence } from './pflag.ts';
 
 /** docker/cli cli/flags/options.go: these take values; -D, --tls, --tlsverify, -v, -h do not. */
-export const GLOBAL_FLAGS = makeTable({
+export const GLOBAL_FLAG_SPECS: Readonly<Record<string, { short?: string; takesValue: boolean }>> = {
   config: { takesValue: true },
   context: { short: 'c', takesValue: true },
   host: { short: 'H', takesValue: true },
@@ -22,7 +22,8 @@ export const GLOBAL_FLAGS = makeTable({
   tlsverify: { takesValue: false },
   version: { short: 'v', takesValue: false },
   help: { short: 'h', takesValue: false },
-});
+};
+export const GLOBAL_FLAGS = makeTable(GLOBAL_FLAG_SPECS);
 
 export interface GlobalScan {
   /** Global options as written, with positions. */
@@ -77,7 +78,7 @@ export function createCommand(argv: readonly string[], g: GlobalScan): ShimCreat
 }
 
 /** docker's management commands whose second word is the verb: `container stop`, `image rm`, … */
-const MANAGEMENT = new Set(['builder', 'checkpoint', 'config', 'container', 'context', 'image', 'manifest', 'network', 'node', 'plugin', 'secret', 'service', 'stack', 'swarm', 'system', 'trust', 'volume']);
+export const MANAGEMENT: ReadonlySet<string> = new Set(['builder', 'checkpoint', 'config', 'container', 'context', 'image', 'manifest', 'network', 'node', 'plugin', 'secret', 'service', 'stack', 'swarm', 'system', 'trust', 'volume']);
 
 /**
  * The command as a verb, management prefix folded: `docker container stop x`

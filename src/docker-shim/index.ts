@@ -10,11 +10,14 @@ import { join } from 'node:path';
 import { findRealDocker, findRealDockerFast } from '../docker/real.ts';
 import { isGuarded } from '../ownership/commands.ts';
 import { execve } from '../sys/exec.ts';
+import { dockerRoute } from '../front/routes.ts';
 import { createCommand, resolveCommand, scanGlobals, targetsLocalDaemon, type GlobalScan } from './globals.ts';
 
 export async function main(args: string[]): Promise<number> {
   const env = process.env;
   const globals = scanGlobals(args);
+  // The native front decides the same from argv and usually execs the real CLI itself (src/front).
+  if (dockerRoute(args, globals) === 'pass') return passThrough(args, env);
   const cmd = createCommand(args, globals);
   if (globals.command === 'compose' && !globals.error) {
     const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));
@@ -32,10 +35,18 @@ export async function main(args: string[]): Promise<number> {
       const t = target();
       if (t.local) await (await import('../gpu/start.ts')).guardStart(argv, verb.argsFrom, env, t.socket);
     }
+    // `docker exec --privileged`: every capability for a process in the container (security.privileged decides).
+    if (verb?.verb === 'exec' && (verb.group === undefined || verb.group === 'container') && argv.some((w) => w.startsWith('--privileged'))) {
+      const request = (await import('./exec-flags.ts')).execSecurityRequest(argv.slice(verb.argsFrom));
+      if (request) {
+        const { judge, enforce } = await import('./standalone.ts');
+        await enforce(await judge(request, target(), env), argv);
+      }
+    }
     return passThrough(argv, env);
   }
   const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));
-  if (cmd.kind === 'volume-create') return (await import('./volume.ts')).runVolumeCreate(args, globals, cmd.flagsFrom, target, env);
+  if (cmd.kind === 'volume-create') return (await import('./standalone.ts')).runVolumeCreate(args, globals, cmd.flagsFrom, target, env);
   return (await import('./create.ts')).runCreate(args, globals, cmd, target, env);
 }
 

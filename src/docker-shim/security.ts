@@ -7,7 +7,7 @@
  */
 import { posix } from 'node:path';
 import { parseDeviceFlag } from '../gpu/request.ts';
-import { emptySecurityRequest, localVolumeHostPath, parseBindSpec, volumeCreateRequest, type NamespaceKind, type SecurityRequest } from '../policy/security.ts';
+import { emptySecurityRequest, localVolumeHostPath, localVolumeReadOnly, parseBindSpec, volumeCreateRequest, type NamespaceKind, type SecurityRequest } from '../policy/security.ts';
 import type { RunScan } from './argv.ts';
 import { makeTable, scanFlags, type FlagOccurrence } from './pflag.ts';
 
@@ -62,8 +62,8 @@ export function securityRequestOf(scan: Pick<RunScan, 'flags'>, cwd: string): Se
         break;
       case 'volume': {
         const b = parseBindSpec(v);
-        if (b.kind === 'bind') req.binds.push({ source: b.relative ? abs(b.source) : b.source, from });
-        else if (b.kind === 'volume') req.volumes.push({ name: b.name, from });
+        if (b.kind === 'bind') req.binds.push({ source: b.relative ? abs(b.source) : b.source, from, readOnly: b.readOnly });
+        else if (b.kind === 'volume') req.volumes.push({ name: b.name, from, readOnly: b.readOnly });
         break;
       }
       case 'mount':
@@ -102,13 +102,16 @@ function addMount(req: SecurityRequest, value: string, from: string, abs: (p: st
   let type = 'volume';
   let source: string | undefined;
   let driver: string | undefined;
+  let readOnly = false;
   const options: Record<string, string> = {};
   for (const field of fields) {
     const eq = field.indexOf('=');
+    if (field === 'readonly' || field === 'ro') readOnly = true;
     if (eq < 0) continue;
     const key = field.slice(0, eq);
     const val = field.slice(eq + 1);
-    if (key === 'type') type = val.toLowerCase();
+    if (key === 'readonly' || key === 'ro') readOnly = ['1', 't', 'T', 'TRUE', 'true', 'True'].includes(val);
+    else if (key === 'type') type = val.toLowerCase();
     else if (key === 'source' || key === 'src') source = val;
     else if (key === 'volume-driver') driver = val;
     else if (key === 'volume-opt') {
@@ -118,13 +121,13 @@ function addMount(req: SecurityRequest, value: string, from: string, abs: (p: st
     }
   }
   if (type === 'bind') {
-    if (source !== undefined && source !== '') req.binds.push({ source: source.startsWith('/') ? source : abs(source), from });
+    if (source !== undefined && source !== '') req.binds.push({ source: source.startsWith('/') ? source : abs(source), from, readOnly });
     return;
   }
   if (type !== 'volume') return;
-  if (source) req.volumes.push({ name: source, from });
+  if (source) req.volumes.push({ name: source, from, readOnly });
   const host = localVolumeHostPath(driver, options);
-  if (host !== undefined) req.binds.push({ source: host, from });
+  if (host !== undefined) req.binds.push({ source: host, from, readOnly: readOnly || localVolumeReadOnly(options) });
 }
 
 /**

@@ -3,27 +3,16 @@
  * and reading container state, typed at this edge with zod. Every face and
  * admin command that needs Docker goes through here.
  */
-import { execFile } from 'node:child_process';
 import { z } from 'zod';
-import { GpuguardError } from '../errors.ts';
+import { DaemonUnreachable, dockerCLI, DockerError } from './cli.ts';
+import { engineFailure, engineRead, imageLabelsOn, listContainersOn, parseContainerList, type ContainerSummary } from './lists.ts';
 
 export { findRealDocker, findRealDockerFast } from './real.ts';
+export { dockerCLI, DaemonUnreachable, DockerError } from './cli.ts';
+export { imageLabelsOn, listContainersOn, parseContainerList, parseImageList, type ContainerSummary } from './lists.ts';
+export { countContainersOnSocket, countContainersWithLabel } from './count.ts';
 
 declare const Bun: unknown;
-
-export class DockerError extends GpuguardError {
-  override name = 'DockerError';
-}
-
-/** Run the real docker CLI and capture its output. Environment is passed as is (DOCKER_HOST, contexts). */
-export function dockerCLI(realDocker: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ stdout: string; stderr: string; code: number }> {
-  return new Promise((resolve) => {
-    execFile(realDocker, args, { env, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-      resolve({ stdout, stderr, code });
-    });
-  });
-}
 
 /** What gpuguard reads of a container (`docker inspect`), validated here and nowhere else. */
 export const ContainerDetails = z.looseObject({
@@ -76,11 +65,6 @@ export async function inspectContainers(realDocker: string, refs: string[], env:
   const parsed = z.array(ContainerDetails).safeParse(data);
   if (!parsed.success) throw new DockerError(`docker inspect returned an unexpected shape: ${parsed.error.issues[0]?.message}`);
   return parsed.data;
-}
-
-/** The daemon's socket cannot be reached (not running, no permission): the real CLI would fail too. */
-export class DaemonUnreachable extends DockerError {
-  override name = 'DaemonUnreachable';
 }
 
 /** What gpuguard reads of an image: its labels (ownership evidence must not come from them). */
@@ -137,25 +121,12 @@ export async function dockerReader(opts: ReaderOptions): Promise<DockerReader> {
 }
 
 function socketReader(socket: string, apiGet: typeof import('./api.ts').apiGet): DockerReader {
-  const get = async (path: string) => {
-    try {
-      return await apiGet(socket, path);
-    } catch (err) {
-      throw new DaemonUnreachable(`cannot reach the Docker daemon at unix://${socket} (${(err as NodeJS.ErrnoException).code ?? String(err)}); is dockerd running and may you use its socket?`, 1, { cause: err });
-    }
-  };
-  const failure = (what: string, r: { status: number; body: unknown }) =>
-    new DockerError(`${what}: ${typeof r.body === 'object' && r.body && 'message' in r.body ? String((r.body as { message: unknown }).message) : `HTTP ${r.status}`}`);
+  const get = (path: string) => engineRead(socket, path, apiGet);
   return {
     async listContainerIds(filters) {
-      return (await this.listContainers(filters)).map((c) => c.Id);
+      return (await listContainersOn(socket, filters)).map((c) => c.Id);
     },
-    async listContainers(filters) {
-      const q = filters ? `&filters=${encodeURIComponent(JSON.stringify(Object.fromEntries(Object.entries(filters).map(([k, vs]) => [k, Object.fromEntries(vs.map((v) => [v, true]))]))))}` : '';
-      const r = await get(`/containers/json?all=1${q}`);
-      if (r.status !== 200) throw failure('listing containers failed', r);
-      return parseContainerList(r.body);
-    },
+    listContainers: (filters) => listContainersOn(socket, filters),
     async inspectContainers(refs) {
       const found = new Map<string, ContainerDetails>();
       const missing: string[] = [];
@@ -163,7 +134,7 @@ function socketReader(socket: string, apiGet: typeof import('./api.ts').apiGet):
         refs.map(async (ref) => {
           const r = await get(`/containers/${encodeURIComponent(ref)}/json`);
           if (r.status === 404) return void missing.push(ref);
-          if (r.status !== 200) throw failure(`inspecting container ${ref} failed`, r);
+          if (r.status !== 200) throw engineFailure(`inspecting container ${ref} failed`, r);
           const parsed = ContainerDetails.safeParse(r.body);
           if (!parsed.success) throw new DockerError(`container ${ref}: unexpected inspect shape: ${parsed.error.issues[0]?.message}`);
           found.set(ref, parsed.data);
@@ -171,33 +142,9 @@ function socketReader(socket: string, apiGet: typeof import('./api.ts').apiGet):
       );
       return { found, missing };
     },
-    async imageLabels(ids) {
-      const out = new Map<string, Record<string, string>>();
-      let wanted = [...new Set(ids)];
-      if (wanted.length > INSPECT_IMAGES_UP_TO) {
-        // One list holds every tagged or dangling image with its labels; an
-        // intermediate image (hidden from the list) is inspected below.
-        const r = await get('/images/json');
-        if (r.status !== 200) throw failure('listing images failed', r);
-        const want = new Set(wanted);
-        for (const img of parseImageList(r.body)) if (want.has(img.Id)) out.set(img.Id, img.Labels ?? {});
-        wanted = wanted.filter((id) => !out.has(id));
-      }
-      await Promise.all(
-        wanted.map(async (id) => {
-          const r = await get(`/images/${encodeURIComponent(id)}/json`);
-          if (r.status !== 200) return;
-          const parsed = ImageDetails.safeParse(r.body);
-          if (parsed.success) out.set(id, parsed.data.Config?.Labels ?? {});
-        }),
-      );
-      return out;
-    },
+    imageLabels: (ids) => imageLabelsOn(socket, ids),
   };
 }
-
-/** Up to this many images, one inspect each costs less than listing every image on the host. */
-const INSPECT_IMAGES_UP_TO = 2;
 
 function cliReader(real: string, globalArgs: string[], env: NodeJS.ProcessEnv): DockerReader {
   return {
@@ -281,27 +228,6 @@ export async function dockerInfo(realDocker: string, env: NodeJS.ProcessEnv = pr
 }
 
 /**
- * How many containers (running or stopped) carry `label` (`key=value`), on
- * the daemon the user's command goes to: `globalArgs` are the user's global
- * options (-H, --context, --config), so the count and the create see the
- * same daemon.
- *
- * An image can carry any label, so a container made from an image labelled
- * `<p>.user=alice` by someone who went around the shim counts for alice
- * although she never ran it. Not filtered on purpose: a container made
- * through the shim always has the label set at create (ours come last and
- * win over the image's), and dropping containers whose label equals their
- * image's would let alice evade the count with `LABEL <p>.user=alice` in her
- * own Dockerfile. TODO(ownership): once src/ownership has owner evidence,
- * count by it instead.
- */
-export async function countContainersWithLabel(realDocker: string, globalArgs: string[], label: string, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const r = await dockerCLI(realDocker, [...globalArgs, 'ps', '-a', '-q', '--no-trunc', '--filter', `label=${label}`], env);
-  if (r.code !== 0) throw new DockerError(`docker ps failed: ${r.stderr.trim() || `exit ${r.code}`}`);
-  return r.stdout.split('\n').filter(Boolean).length;
-}
-
-/**
  * The Engine API socket the docker CLI would talk to: DOCKER_HOST when it is
  * `unix://…`, else /var/run/docker.sock; undefined when the CLI would go
  * elsewhere (tcp, ssh, a named context): callers then use the CLI.
@@ -336,59 +262,6 @@ export async function engineGet(socket: string, path: string): Promise<{ status:
   } catch (err) {
     throw new DockerError(`cannot reach the Docker daemon at ${socket}: ${(err as Error).message}; is dockerd running and are you in the docker group?`, 1, { cause: err });
   }
-}
-
-/**
- * One row of `GET /containers/json?all=1`: names, state, labels, image id and
- * mounts — what owner detection (ownership/detect.ts `subjectOfListed`) and
- * the GPU holdings need, without inspecting each container.
- */
-export interface ContainerSummary {
-  Id: string;
-  Names?: string[] | null;
-  /** The image as named at create (or its id once the tag moved). */
-  Image?: string;
-  /** The image id, sha256:… */
-  ImageID?: string;
-  State?: string;
-  Labels?: Record<string, string> | null;
-  /** Seconds since the epoch. */
-  Created?: number;
-  Mounts?: { Type?: string; Source?: string; Destination?: string }[] | null;
-}
-
-const isStringRecord = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');
-
-/**
- * The container list, checked by hand, not with zod: it runs on every GPU
- * request and `docker ps`, and zod's first parse costs 2–3 ms (measured).
- * Unknown fields are kept.
- */
-export function parseContainerList(data: unknown): ContainerSummary[] {
-  const bad = (why: string) => new DockerError(`docker API /containers/json returned an unexpected shape: ${why}`);
-  if (!Array.isArray(data)) throw bad('not a list');
-  for (const [i, c] of data.entries()) {
-    if (!c || typeof c !== 'object' || typeof (c as { Id?: unknown }).Id !== 'string') throw bad(`entry ${i} has no Id`);
-    const { Names, State, Labels, Created, Image, ImageID, Mounts } = c as Record<string, unknown>;
-    if (Names != null && !(Array.isArray(Names) && Names.every((n) => typeof n === 'string'))) throw bad(`entry ${i}: Names`);
-    for (const [k, v] of [['State', State], ['Image', Image], ['ImageID', ImageID]] as const) if (v !== undefined && typeof v !== 'string') throw bad(`entry ${i}: ${k}`);
-    if (Labels != null && !isStringRecord(Labels)) throw bad(`entry ${i}: Labels`);
-    if (Created !== undefined && typeof Created !== 'number') throw bad(`entry ${i}: Created`);
-    if (Mounts != null && !(Array.isArray(Mounts) && Mounts.every((m) => m && typeof m === 'object' && ['Type', 'Source', 'Destination'].every((k) => (m as Record<string, unknown>)[k] === undefined || typeof (m as Record<string, unknown>)[k] === 'string')))) throw bad(`entry ${i}: Mounts`);
-  }
-  return data as ContainerSummary[];
-}
-
-/** `GET /images/json` rows: id and labels (checked by hand, as the container list). */
-export function parseImageList(data: unknown): { Id: string; Labels?: Record<string, string> | null }[] {
-  const bad = (why: string) => new DockerError(`docker API /images/json returned an unexpected shape: ${why}`);
-  if (!Array.isArray(data)) throw bad('not a list');
-  for (const [i, img] of data.entries()) {
-    if (!img || typeof img !== 'object' || typeof (img as { Id?: unknown }).Id !== 'string') throw bad(`entry ${i} has no Id`);
-    const labels = (img as { Labels?: unknown }).Labels;
-    if (labels != null && !isStringRecord(labels)) throw bad(`entry ${i}: Labels`);
-  }
-  return data as { Id: string; Labels?: Record<string, string> | null }[];
 }
 
 /** An inspected container in the list's shape (for the CLI reader, which has no list with labels). */
@@ -429,45 +302,6 @@ export async function inspectContainersAPI(socket: string, ids: string[]): Promi
     }),
   );
   return out.filter((c): c is ContainerDetails => c !== undefined);
-}
-
-/**
- * The same count straight from the Engine API on a local unix socket
- * (GET /containers/json?all=1&filters=…): no docker CLI process, which is
- * most of what a count costs. Undefined when the socket cannot be asked
- * (missing, no permission, not a daemon): the caller falls back to the CLI.
- */
-export async function countContainersOnSocket(socketPath: string, label: string, timeoutMs = 5000): Promise<number | undefined> {
-  const filters = encodeURIComponent(JSON.stringify({ label: [label] }));
-  const count = (list: unknown) => (Array.isArray(list) ? list.length : undefined);
-  if (typeof Bun !== 'undefined') {
-    // Bun's fetch speaks HTTP over a unix socket natively: ~1.5 ms here, node:http ~9 ms.
-    try {
-      const res = await fetch(`http://docker/containers/json?all=1&filters=${filters}`, { unix: socketPath, signal: AbortSignal.timeout(timeoutMs) } as RequestInit);
-      return res.ok ? count(await res.json()) : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-  const { request } = await import('node:http');
-  return new Promise((resolve) => {
-    const req = request({ socketPath, path: `/containers/json?all=1&filters=${filters}`, method: 'GET', timeout: timeoutMs, headers: { Host: 'docker' } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => {
-        if (res.statusCode !== 200) return resolve(undefined);
-        try {
-          resolve(count(JSON.parse(body)));
-        } catch {
-          resolve(undefined);
-        }
-      });
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(undefined));
-    req.end();
-  });
 }
 
 /** What gpuguard reads of a volume (`docker volume inspect`): its driver and options (a local volume's options may make it a bind). */

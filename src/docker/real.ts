@@ -4,8 +4,8 @@
  * only this and must load nothing else; its file-system questions go
  * through sys/fastfs.ts, which does not start node:fs's thread pool.
  */
-import { delimiter, join } from 'node:path';
 import { RealBinaryError } from '../errors.ts';
+import { isUs, ourPaths } from '../front/identity.ts';
 import { isExecutable, realpathOf } from '../sys/fastfs.ts';
 
 /**
@@ -13,7 +13,9 @@ import { isExecutable, realpathOf } from '../sys/fastfs.ts';
  * docker.realPath, else the first `docker` on PATH that is not this binary
  * (or, where `docker` is this binary, the `docker.real` beside it: the
  * layout install.sh leaves).
- * Resolved paths are compared, so a symlink back to us is a loop, reported.
+ * Resolved paths are compared, so a symlink back to us (this binary or its
+ * native front: front/identity.ts) is a loop, reported. The native front
+ * (front.c) makes the same search before it execs the real CLI itself.
  */
 export function findRealDocker(env: NodeJS.ProcessEnv, policyRealPath?: string, self: string = process.execPath): string {
   if (env.GPUGUARD_REAL_DOCKER) return checkCandidate(env.GPUGUARD_REAL_DOCKER, 'GPUGUARD_REAL_DOCKER', self);
@@ -50,20 +52,27 @@ function checkCandidate(candidate: string, source: string, self: string, name = 
   const what = name === 'docker' ? 'docker CLI' : name;
   const real = realpathOf(candidate);
   if (!real) throw new RealBinaryError(`the real ${what} ${candidate} (from ${source}) does not exist; fix ${source} or install ${name === 'docker' ? 'docker.io' : name}`);
-  if (real === realpathOf(self)) throw new RealBinaryError(`the real ${what} ${candidate} (from ${source}) is gpuguard itself, which would loop; point ${source} at the real ${name} binary`);
+  if (isUs(real, ourPaths(self))) throw new RealBinaryError(`the real ${what} ${candidate} (from ${source}) is gpuguard itself, which would loop; point ${source} at the real ${name} binary`);
   return candidate;
 }
 
+/**
+ * The first `name` on PATH that is not us, or the `<name>.real` beside one
+ * that is. Only absolute PATH entries count: a relative one would resolve
+ * against whatever directory the caller stands in.
+ */
 function searchPath(env: NodeJS.ProcessEnv, self: string, name = 'docker'): string | undefined {
-  const selfReal = realpathOf(self);
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const candidate = join(dir, name);
+  const ours = ourPaths(self);
+  for (const dir of (env.PATH ?? '').split(':')) {
+    if (!dir.startsWith('/')) continue;
+    const candidate = `${dir.replace(/\/+$/, '')}/${name}`;
     if (!isExecutable(candidate)) continue;
-    if (realpathOf(candidate) !== selfReal) return candidate;
+    const real = realpathOf(candidate);
+    if (real !== undefined && !isUs(real, ours)) return candidate;
     // install.sh's layout: the shim in the real binary's place, the real one beside it as `<name>.real`.
     const beside = `${candidate}.real`;
-    if (isExecutable(beside) && realpathOf(beside) !== selfReal) return beside;
+    const besideReal = realpathOf(beside);
+    if (isExecutable(beside) && besideReal !== undefined && !isUs(besideReal, ours)) return beside;
   }
   return undefined;
 }

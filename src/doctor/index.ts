@@ -13,6 +13,7 @@ import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { UsageError } from '../errors.ts';
 import { builtinPolicy, DEFAULT_POLICY_PATH, parsePolicy } from '../policy/load.ts';
 import type { Policy } from '../policy/schema.ts';
+import { FRONT_NAME, GPUGUARD_NAME } from '../front/identity.ts';
 import { DEFAULTS, RUNTIME_NAME, underRoot, explicitLoc, type Loc } from '../install/layout.ts';
 import { hostPath, readState, type InstallState } from '../install/state.ts';
 import type { DaemonConfig } from '../install/daemon-json.ts';
@@ -101,6 +102,8 @@ class Doctor {
   private readonly state: InstallState | undefined;
   private readonly lib: Loc;
   private readonly ours: string | undefined;
+  /** The native front beside the binary (src/front): what the face names point at. */
+  private readonly front: string | undefined;
   private policy: Policy = builtinPolicy();
   private daemon: DaemonConfig | undefined;
   private info: DaemonInfo | undefined;
@@ -113,7 +116,8 @@ class Doctor {
   constructor(private readonly o: DoctorOptions) {
     this.state = readState(o.stateDir);
     this.lib = this.state?.lib ?? underRoot(o.root, DEFAULTS.lib);
-    this.ours = this.resolve(join(this.lib.host, 'gpuguard'));
+    this.ours = this.resolve(join(this.lib.host, GPUGUARD_NAME));
+    this.front = this.resolve(join(this.lib.host, FRONT_NAME));
   }
 
   private add(check: string, status: Status, message: string, fix?: string): void {
@@ -131,7 +135,7 @@ class Doctor {
 
   private isOurs(hostPath: string): boolean {
     const r = this.resolve(hostPath);
-    return r !== undefined && r === this.ours;
+    return r !== undefined && (r === this.ours || r === this.front);
   }
 
   async run(): Promise<void> {
@@ -142,6 +146,7 @@ class Doctor {
       this.checkShimOffPath();
     } else {
       this.checkShimOnPath();
+      this.checkFront();
       this.checkUserPath();
     }
     this.checkRealCli();
@@ -256,6 +261,22 @@ class Doctor {
     if (!first) this.add('shim-on-path', 'fail', 'no docker on root\'s PATH', fix);
     else if (!this.isOurs(first)) this.add('shim-on-path', 'fail', `the first docker on root's PATH is ${first}, not gpuguard (${join(this.lib.view, 'gpuguard')})`, fix);
     else this.add('shim-on-path', 'ok', `root's first docker is ${first} → gpuguard`);
+  }
+
+  /** The face names should reach gpuguard through its native front (pass-through without Bun's start). */
+  private checkFront(): void {
+    const path = join(this.lib.host, FRONT_NAME);
+    const fix = 'run install.sh again (it installs dist/gpuguard-front, built by npm run build with cc, and points the faces at it)';
+    const first = this.pathDirs().map((d) => join(d, 'docker')).find((p) => this.resolve(p) !== undefined);
+    const firstReal = first === undefined ? undefined : this.resolve(first);
+    if (!this.front || !executable(this.front)) {
+      // A face link to a missing front no longer resolves: look at the links themselves.
+      const dangling = this.pathDirs().map((d) => join(d, 'docker')).find((p) => readLink(p) === join(this.lib.view, FRONT_NAME));
+      if (dangling !== undefined) this.add('native-front', 'fail', `${dangling} is the native front ${path}, which is missing or not executable: docker cannot start`, fix);
+      else this.add('native-front', 'warn', `no native front at ${path}: every docker and runtime call starts the Bun binary (~5 ms more)`, fix);
+    } else if (firstReal !== undefined && firstReal === this.ours) {
+      this.add('native-front', 'warn', `root's first docker ${first} points at the gpuguard binary, not at the native front ${path}: every docker call pays Bun's start`, fix);
+    } else this.add('native-front', 'ok', `native front ${path} (gpuguard beside it decides; everything else goes straight to the real tool)`);
   }
 
   private sampleUser(): string | undefined {

@@ -11,7 +11,9 @@ import { readFileSync } from 'node:fs';
 import { GpuguardError, PolicyDenied } from '../errors.ts';
 import type { EffectiveUser } from '../policy/effective.ts';
 import type { Policy } from '../policy/schema.ts';
-import { grantGpus, prefetchGpuState, type Prefetched } from './index.ts';
+// The allocator (./index.ts: inventory, Docker state, reservations) is loaded only for a GPU request:
+// every docker create asks this module whether there is one.
+import type { Prefetched } from './index.ts';
 import { describeRequest, isNvidiaRuntime, normaliseGpuRequest, parseDeviceFlag, GpuRequestError, type GpuRequest } from './request.ts';
 
 /** The parts of the scanner's FlagOccurrence this needs. */
@@ -101,7 +103,9 @@ export function startGpuPlan(flags: readonly FlagAt[], policy: Policy, env: Node
     throw err;
   }
   if (request.kind === 'none') return { finish: async () => undefined };
-  const prefetched = opts.dryRun ? undefined : prefetchGpuState({ policy, env, ...(opts.realDocker ? { realDocker: opts.realDocker } : {}) });
+  const allocator = import('./index.ts');
+  const prefetched = opts.dryRun ? undefined : allocator.then((m) => m.prefetchGpuState({ policy, env, ...(opts.realDocker ? { realDocker: opts.realDocker } : {}) }));
+  prefetched?.catch(() => {}); // awaited in finishPlan
   return { finish: (user) => finishPlan(flags, request, policy, user, env, opts, prefetched) };
 }
 
@@ -116,7 +120,7 @@ async function finishPlan(
 ): Promise<GpuPlanOut | undefined> {
   let grant;
   try {
-    grant = await grantGpus({
+    grant = await (await import('./index.ts')).grantGpus({
       request,
       policy,
       user,

@@ -23,6 +23,7 @@ import { ensureApiKey, ensurePolicyKeys, examplePolicy } from './policy-file.ts'
 import { hostPath, readState, statePath, type Change, type InstallState } from './state.ts';
 import { execFileSync } from 'node:child_process';
 import { reloadDockerd, verifyRuntime, waitForInfo } from './dockerd.ts';
+import { FRONT_NAME, GPUGUARD_NAME } from '../front/identity.ts';
 import {
   cronLine, foreignDeviceFileOptions, groupId, MODPROBE_FILE, modprobeText, REAP_SERVICE, REAP_STATE_FILE, REAP_TIMER, reapService, reapTimer, SYSTEMD_DIR, TIMER_WANTS,
 } from './reaper.ts';
@@ -98,7 +99,10 @@ class Installer implements InstallSteps {
   private binaryChanged = false;
   /** daemon.json's `hosts` changed (API mode without socket activation): dockerd must restart. */
   private apiHostsChanged = false;
+  /** The admin CLI's target: the gpuguard binary. */
   private readonly shimTarget: string;
+  /** What the face names (docker, docker-compose, gpuguard-runc, runc) point at: the native front beside it. */
+  private readonly faceTarget: string;
 
   constructor(
     readonly opts: InstallOptions,
@@ -112,6 +116,7 @@ class Installer implements InstallSteps {
     };
     this.state.explicit = this.explicitPaths();
     this.shimTarget = `${opts.lib.view}/gpuguard`;
+    this.faceTarget = `${opts.lib.view}/${FRONT_NAME}`;
   }
 
   act(what: string, fn: () => void): void {
@@ -141,12 +146,25 @@ class Installer implements InstallSteps {
 
   private isOurs(hostPath: string): boolean {
     const target = readLink(hostPath);
-    if (target === this.shimTarget) return true;
+    if (target === this.shimTarget || target === this.faceTarget) return true;
     try {
-      return realpathSync(hostPath) === realpathSync(join(this.opts.lib.host, 'gpuguard'));
+      const real = realpathSync(hostPath);
+      return [GPUGUARD_NAME, FRONT_NAME].some((name) => {
+        try {
+          return real === realpathSync(join(this.opts.lib.host, name));
+        } catch {
+          return false;
+        }
+      });
     } catch {
       return false;
     }
+  }
+
+  /** A face link made by an earlier install (pointing at the binary itself): now at the front. */
+  private repointFace(path: string): void {
+    if (readLink(path) === this.faceTarget) return;
+    if (this.state.changes.some((c) => c.kind === 'created' && c.path === path)) this.ensureSymlink(path, this.faceTarget);
   }
 
   mkdirp(dir: string, mode = 0o755): void {
@@ -226,6 +244,8 @@ class Installer implements InstallSteps {
   async install(): Promise<number> {
     requireRoot(this.opts, 'install');
     if (!existsSync(this.opts.binary)) throw new GpuguardError(`${this.opts.binary}: the gpuguard binary to install does not exist; run npm run build (install.sh does)`);
+    const front = join(dirname(this.opts.binary), FRONT_NAME);
+    if (!existsSync(front)) throw new GpuguardError(`${front}: the native front to install beside ${this.opts.binary} does not exist; run npm run build (it needs cc: apt-get install gcc libc6-dev)`);
     this.checkMode();
     this.installBinary();
     // API mode: the real CLI stays first on PATH (the face decides); shim mode: the shim takes its place.
@@ -258,6 +278,7 @@ class Installer implements InstallSteps {
     return 0;
   }
 
+  /** The binary and, beside it, its native front (src/front: what every face name points at). */
   /** One mode per host: switching between shim and API mode goes through --uninstall. */
   private checkMode(): void {
     if (this.fresh) return;
@@ -313,18 +334,21 @@ class Installer implements InstallSteps {
   }
 
   private installBinary(): void {
-    const dest = join(this.opts.lib.host, 'gpuguard');
     this.mkdirp(this.opts.lib.host);
-    if (!lexists(dest)) {
-      this.act(`install the binary ${this.opts.binary} as ${dest}`, () => {
-        writeAtomic(dest, readFileSync(this.opts.binary), 0o755);
-        this.record({ kind: 'created', path: dest, type: 'file' });
-      });
-    } else if (statSync(dest).size !== statSync(this.opts.binary).size || sha256(dest) !== sha256(this.opts.binary)) {
-      this.act(`upgrade ${dest} from ${this.opts.binary}`, () => writeAtomic(dest, readFileSync(this.opts.binary), 0o755));
-      this.binaryChanged = true;
+    const front = join(dirname(this.opts.binary), FRONT_NAME);
+    for (const [from, name, what] of [[this.opts.binary, GPUGUARD_NAME, 'the binary'], [front, FRONT_NAME, 'the native front']] as const) {
+      const dest = join(this.opts.lib.host, name);
+      if (!lexists(dest)) {
+        this.act(`install ${what} ${from} as ${dest}`, () => {
+          writeAtomic(dest, readFileSync(from), 0o755);
+          this.record({ kind: 'created', path: dest, type: 'file' });
+        });
+      } else if (statSync(dest).size !== statSync(from).size || sha256(dest) !== sha256(from)) {
+        this.act(`upgrade ${dest} from ${from}`, () => writeAtomic(dest, readFileSync(from), 0o755));
+        if (name === GPUGUARD_NAME) this.binaryChanged = true;
+      }
     }
-    this.ensureSymlink(join(this.opts.lib.host, 'gpuguard-runc'), this.shimTarget);
+    this.ensureSymlink(join(this.opts.lib.host, 'gpuguard-runc'), this.faceTarget);
     // The admin CLI on PATH: /usr/local/bin/gpuguard (or in the first --bin-dir).
     const explicitBin = this.opts.binDirs[0] && this.opts.binDirs[0].host === this.opts.binDirs[0].view && this.opts.root !== '/';
     const admin = join(explicitBin ? this.opts.binDirs[0]!.host : this.host('/usr/local/bin'), 'gpuguard');
@@ -357,6 +381,7 @@ class Installer implements InstallSteps {
       if (!lexists(host)) continue;
       if (this.isOurs(host)) {
         if (!lexists(realHost)) throw new GpuguardError(`${host} is gpuguard but ${realHost} (the real ${cmd}) is missing; reinstall the package that ships ${cmd} or put it back as ${realHost}`);
+        this.repointFace(host);
         first ??= realView;
         continue;
       }
@@ -375,8 +400,8 @@ class Installer implements InstallSteps {
           this.record({ kind: 'moved', path: host, to: realHost });
         });
       }
-      this.act(`link ${host} → ${this.shimTarget}`, () => {
-        symlinkSync(this.shimTarget, host);
+      this.act(`link ${host} → ${this.faceTarget}`, () => {
+        symlinkSync(this.faceTarget, host);
         this.record({ kind: 'created', path: host, type: 'symlink' });
       });
       first ??= realView;
@@ -412,7 +437,7 @@ class Installer implements InstallSteps {
     if (!merged.wrapped[RUNTIME_NAME]) throw new GpuguardError('no runc found in /usr/local/sbin, /usr/local/bin, /usr/sbin, /usr/bin: install runc (apt-get install runc) or name the runtime with --real-runtime PATH');
     for (const [name, real] of Object.entries(merged.wrapped)) {
       const wrapper = wrapperPath(libHost, name);
-      this.ensureSymlink(wrapper, this.shimTarget);
+      this.ensureSymlink(wrapper, this.faceTarget);
       this.ensureSymlink(`${wrapper}.real`, real);
     }
     if (this.fresh || this.state.hadRuntimes === undefined) {
@@ -455,6 +480,7 @@ class Installer implements InstallSteps {
     if (!lexists(runc)) throw new GpuguardError(`${runc} does not exist: is Concourse installed in ${dir.view}? Name its bin directory: --concourse DIR`);
     if (this.isOurs(runc)) {
       if (!lexists(real)) throw new GpuguardError(`${runc} is gpuguard but ${real} is missing: put Concourse's runc back as ${real}`);
+      this.repointFace(runc);
       return realView;
     }
     if (lexists(real)) {
@@ -464,8 +490,8 @@ class Installer implements InstallSteps {
       renameSync(runc, real);
       this.record({ kind: 'moved', path: runc, to: real });
     });
-    this.act(`link ${runc} → ${this.shimTarget}`, () => {
-      symlinkSync(this.shimTarget, runc);
+    this.act(`link ${runc} → ${this.faceTarget}`, () => {
+      symlinkSync(this.faceTarget, runc);
       this.record({ kind: 'created', path: runc, type: 'symlink' });
     });
     return realView;

@@ -38,7 +38,7 @@ export interface RuncCall {
 }
 
 /** Global options that take a value (runc main.go); `--debug`, `--systemd-cgroup`, `--version`, `--help` take none. */
-const GLOBAL_VALUE = new Set(['root', 'log', 'log-format', 'rootless', 'criu']);
+export const GLOBAL_VALUE: ReadonlySet<string> = new Set(['root', 'log', 'log-format', 'rootless', 'criu']);
 
 /** Value options of the subcommands we read (create, run, exec); every other option is boolean for our purpose. */
 const COMMAND_VALUE: Record<string, ReadonlySet<string>> = {
@@ -52,6 +52,11 @@ const COMMAND_VALUE: Record<string, ReadonlySet<string>> = {
 
 /** Subcommands whose config.json the wrapper edits. */
 export const EDITED_COMMANDS: ReadonlySet<string> = new Set(['create', 'run']);
+
+/** Whether the wrapper edits this call's bundle (every other call is handed over at once). */
+export function isEdited(call: Pick<RuncCall, 'command'>): boolean {
+  return call.command !== undefined && EDITED_COMMANDS.has(call.command);
+}
 
 interface Flag {
   name: string;

@@ -6,7 +6,7 @@
  * is handed over at once: no policy parse, no config.json, no Docker.
  */
 import { GpuguardError, errorLine } from '../errors.ts';
-import { EDITED_COMMANDS, parseRuncArgs, type RuncCall } from './args.ts';
+import { isEdited, parseRuncArgs, type RuncCall } from './args.ts';
 import { handOver } from './handover.ts';
 import { findRealRuntime, policyRealPathForPassThrough } from './real-runtime.ts';
 
@@ -15,7 +15,7 @@ export async function main(args: string[]): Promise<number> {
   let call: RuncCall | undefined;
   try {
     call = parseRuncArgs(args, process.cwd());
-    if (call.command !== undefined && EDITED_COMMANDS.has(call.command)) {
+    if (isEdited(call)) {
       return await (await import('./create.ts')).create(call, args, env);
     }
     const real = findRealRuntime({ env, policyRealPath: env.GPUGUARD_REAL_RUNTIME ? undefined : await policyRealPathForPassThrough(env) });

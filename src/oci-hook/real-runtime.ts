@@ -19,6 +19,7 @@
 import { RealBinaryError } from '../errors.ts';
 import { fileStamp, isExecutable, readLink, realpathOf } from '../sys/fastfs.ts';
 import { fnv1a, policyPathOf } from '../policy/cache.ts';
+import { isUs, ourPaths } from '../front/identity.ts';
 
 export interface RealRuntimeSources {
   env: NodeJS.ProcessEnv;
@@ -34,8 +35,12 @@ export function selfPath(): string {
   return realpathOf('/proc/self/exe') ?? realpathOf(process.execPath) ?? process.execPath;
 }
 
+/** The search path when the runtime's environment has no PATH. */
+export const DEFAULT_RUNTIME_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
 export function findRealRuntime(src: RealRuntimeSources): string {
   const self = src.self ?? selfPath();
+  const ours = ourPaths(self);
   // install.sh: one wrapper per dockerd runtime (…/runtimes/<name>/gpuguard-runc), Concourse's runc,
   // each with its real runtime beside it as `<argv0>.real`.
   const argv0 = src.argv0 ?? process.argv0;
@@ -51,18 +56,19 @@ export function findRealRuntime(src: RealRuntimeSources): string {
     if (!real || !isExecutable(real)) {
       throw new RealBinaryError(`real runtime ${path} (from ${from}) does not exist or is not executable; install runc there or fix ${from}`);
     }
-    if (real === self) {
+    if (isUs(real, ours)) {
       throw new RealBinaryError(`real runtime ${path} (from ${from}) is this wrapper itself (${self}); point ${from} at the real runc, e.g. runc.real`);
     }
     return path;
   }
-  const dirs = (src.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':').filter(Boolean);
+  // Absolute entries only: the runtime runs as root in the bundle directory.
+  const dirs = (src.env.PATH ?? DEFAULT_RUNTIME_PATH).split(':').filter((d) => d.startsWith('/'));
   let sawSelf = false;
   for (const dir of dirs) {
     const candidate = `${dir.replace(/\/+$/, '')}/runc`;
     const real = realpathOf(candidate);
     if (!real || !isExecutable(real)) continue;
-    if (real === self) {
+    if (isUs(real, ours)) {
       sawSelf = true;
       continue;
     }
@@ -99,6 +105,22 @@ export function cacheEntryPath(policyPath: string, dir: string): string {
 
 
 /**
+ * Only root can make the directory in /run, but an entry names a program
+ * root executes: trusted only when root owns it and its directory and
+ * nobody else may write there (the native front checks the same).
+ */
+function rootsAlone(entry: string): boolean {
+  try {
+    // Reached only when the native front handed the call over (a miss): node:fs is fine here.
+    const { lstatSync } = process.getBuiltinModule('node:fs');
+    const dir = lstatSync(entry.slice(0, entry.lastIndexOf('/')));
+    return lstatSync(entry).uid === 0 && dir.isDirectory() && dir.uid === 0 && (dir.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * The policy's `runtime.realPath` for a pass-through call, without parsing
  * the policy when the cache is fresh. Never throws: a missing or broken
  * policy gives undefined (PATH search).
@@ -107,7 +129,8 @@ export async function policyRealPathForPassThrough(env: NodeJS.ProcessEnv, dir =
   const policyPath = policyPathOf(env);
   const stamp = fileStamp(policyPath);
   if (!stamp) return undefined;
-  const cached = readLink(cacheEntryPath(policyPath, dir));
+  const entry = cacheEntryPath(policyPath, dir);
+  const cached = rootsAlone(entry) ? readLink(entry) : undefined;
   if (cached) {
     try {
       const entry = JSON.parse(cached) as CacheEntry;

@@ -69,7 +69,7 @@ export const TOP_INSPECT: CommandSpec = spec('inspect', ['-f', '--format', '--ty
 /** `docker ps` and `docker container ls|list|ps`. */
 export const PS: CommandSpec = spec('all', ['-f', '--filter', '--format', '-n', '--last']);
 
-const CONTAINER_ALIASES: Record<string, string> = { remove: 'rm', ls: 'ps', list: 'ps' };
+export const CONTAINER_ALIASES: Readonly<Record<string, string>> = { remove: 'rm', ls: 'ps', list: 'ps' };
 
 /** `prune`: `container prune` and `system prune` remove every user's stopped containers. */
 export type Classified = { kind: 'containers'; name: string; spec: CommandSpec } | { kind: 'ps' } | { kind: 'prune'; scope: 'container' | 'system' } | { kind: 'other' };

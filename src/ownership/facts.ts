@@ -1,9 +1,10 @@
 /**
- * The host facts owner detection needs: the user database (getent, so LDAP
+ * The host facts owner detection needs: the user database (NSS, so LDAP
  * users resolve), file owners (stat), and image labels read beforehand from
  * Docker, once per distinct image. Lookups are cached for one process.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { passwdEntry } from '../sys/nss.ts';
 import { readFileSync, statSync } from 'node:fs';
 import type { ContainerDetails, DockerReader } from '../docker/gateway.ts';
 import { AIME_USER_LABEL, ownerOf, subjectOfInspect, subjectOfListed, type ListedContainer, type Owner, type OwnerFacts, type OwnerSubject, type UserEntry } from './detect.ts';
@@ -37,12 +38,9 @@ export function hostFacts(images: Map<string, Record<string, string>>): OwnerFac
   const byKey = new Map<string, UserEntry | undefined>();
   const lookup = (key: string): UserEntry | undefined => {
     if (byKey.has(key)) return byKey.get(key);
-    let entry: UserEntry | undefined;
-    try {
-      entry = parsePasswd(execFileSync('getent', ['passwd', key], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
-    } catch {
-      entry = undefined;
-    }
+    // The user database in-process (sys/nss.ts): a `docker ps` over many containers asks it often.
+    const found = passwdEntry(key);
+    const entry: UserEntry | undefined = found ? { user: found.user, uid: found.uid } : undefined;
     byKey.set(key, entry);
     return entry;
   };

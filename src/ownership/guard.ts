@@ -15,6 +15,21 @@ function isStatsOfAll(what: Classified, args: readonly string[]): boolean {
   return what.kind === 'containers' && what.name === 'stats' && targetsOf(what.spec, args).length === 0 && !scan(what.spec, args).help;
 }
 
+/** `docker ps`, or `docker stats` without names: a list filtered to the user's own. */
+function isListing(what: Classified, args: readonly string[]): boolean {
+  return what.kind === 'ps' || isStatsOfAll(what, args);
+}
+
+/** The daemon-side filter of a listing: the user's own `id` filters (ps), running containers (stats without -a). */
+function listingFilters(what: Classified, args: readonly string[]): Record<string, string[]> | undefined {
+  if (what.kind === 'ps') {
+    const wanted = psIdFilters(args);
+    return wanted.length ? { id: wanted } : undefined;
+  }
+  const all = what.kind === 'containers' && scan(what.spec, args).flags.some((f) => f.name === '-a' || f.name === '--all');
+  return all ? undefined : { status: ['running'] };
+}
+
 /** Whether there is anything to decide: containers named, or a listing (not `--help`). */
 function hasWork(what: Classified, args: readonly string[]): boolean {
   if (what.kind === 'other') return false;
@@ -47,6 +62,8 @@ export interface GuardRequest {
   actor?: import('../policy/effective.ts').EffectiveUser;
   /** The real CLI, for daemons not reachable on a local socket. */
   realDocker: () => string;
+  /** A listing's container list, already asked for on `socket` (guardShimCommand starts it early). */
+  listed?: Promise<import('../docker/lists.ts').ContainerSummary[]>;
 }
 
 export interface GuardResult {
@@ -71,7 +88,7 @@ export async function guard(req: GuardRequest): Promise<GuardResult> {
   let pass: GuardResult = { args: [...req.args], decision: 'allow', reasons: [] };
   if (what.kind === 'other' || !hasWork(what, req.args)) return pass;
   const targets = what.kind === 'containers' ? targetsOf(what.spec, req.args) : [];
-  const listing = what.kind === 'ps' || isStatsOfAll(what, req.args);
+  const listing = isListing(what, req.args);
 
   // The policy modules this needs, not policy/index.ts (which loads yaml and zod).
   const [{ currentIdentity }, { resolveUser }, { mayActOn, listsOnlyOwn }] = await Promise.all([
@@ -89,31 +106,27 @@ export async function guard(req: GuardRequest): Promise<GuardResult> {
   if ((what.kind === 'containers' || what.kind === 'prune') && actsOnAll) return pass;
   if (what.kind === 'prune') return prune(what.scope, req.args, actor, policy, pass);
 
-  const { dockerReader } = await import('../docker/gateway.ts');
-  const { ownersOf, ownersOfList } = await import('./facts.ts');
-  const reader = await dockerReader({ env, globalArgs: [...(req.globalArgs ?? [])], ...(req.socket !== undefined ? { socket: req.socket } : {}), endpoint: req.endpoint, realDocker: req.realDocker });
   const prefix = policy.labelPrefix;
+  const { ownersOf, ownersOfList } = await import('./facts.ts');
 
-  if (what.kind === 'containers' && listing) {
-    // `docker stats` with no names shows every running container: name the user's own instead.
-    const all = scan(what.spec, req.args).flags.some((f) => f.name === '-a' || f.name === '--all');
+  if (listing) {
     // One list with labels, names and mounts, one image read: no inspect per container.
-    const containers = await reader.listContainers(all ? undefined : { status: ['running'] });
-    const { owners } = await ownersOfList(reader, containers, prefix);
-    const own = containers.filter((_, i) => mayActOn(actor, owners[i]!).allow).map((c) => c.Id.slice(0, 12));
-    if (!own.length) return { ...pass, decision: 'deny', reasons: [`${actor.user} has no ${all ? '' : 'running '}containers; docker stats without names would show other users' containers`] };
-    return { ...pass, args: [...req.args, ...own], decision: 'rewrite', reasons: [`docker stats shows the ${own.length} container(s) of ${actor.user}`] };
-  }
-
-  if (what.kind === 'ps') {
-    // Ids the user's own id filters select (the daemon decides how they match), else all.
-    const wanted = psIdFilters(req.args);
-    const containers = await reader.listContainers(wanted.length ? { id: wanted } : undefined);
+    // On a local socket without the gateway (zod): a listing runs on every `docker ps`.
+    const filters = listingFilters(what, req.args);
+    const lists = req.socket !== undefined ? await import('../docker/lists.ts') : undefined;
+    const reader = lists && req.socket !== undefined ? { imageLabels: (ids: string[]) => lists.imageLabelsOn(req.socket!, ids) } : await gatewayReader(req, env);
+    const containers = await (req.listed ?? (lists && req.socket !== undefined ? lists.listContainersOn(req.socket, filters) : (reader as import('../docker/gateway.ts').DockerReader).listContainers(filters)));
     const { owners } = await ownersOfList(reader, containers, prefix);
     const own = containers.filter((_, i) => mayActOn(actor, owners[i]!).allow).map((c) => c.Id);
-    return { actor, policy, args: rewritePs(req.args, own), decision: 'rewrite', reasons: [`docker ps lists the ${own.length} container(s) of ${actor.user}`] };
+    if (what.kind === 'ps') return { actor, policy, args: rewritePs(req.args, own), decision: 'rewrite', reasons: [`docker ps lists the ${own.length} container(s) of ${actor.user}`] };
+    // `docker stats` with no names shows every running container: name the user's own instead.
+    const all = filters === undefined;
+    if (!own.length) return { ...pass, decision: 'deny', reasons: [`${actor.user} has no ${all ? '' : 'running '}containers; docker stats without names would show other users' containers`] };
+    return { ...pass, args: [...req.args, ...own.map((id) => id.slice(0, 12))], decision: 'rewrite', reasons: [`docker stats shows the ${own.length} container(s) of ${actor.user}`] };
   }
 
+  if (what.kind !== 'containers') return pass; // (ps is a listing, above)
+  const reader = await gatewayReader(req, env);
   const { found } = await reader.inspectContainers(targets);
   const refs = [...found.keys()];
   const containers = [...found.values()];
@@ -134,6 +147,12 @@ export async function guard(req: GuardRequest): Promise<GuardResult> {
   if (!refused.length) return { ...pass, actor, policy, reasons: [`${actor.user} may act on ${refs.join(', ')}`] };
   if (policy.mode === 'audit') return { ...pass, actor, policy, decision: 'warn', reasons: refused };
   return { ...pass, actor, policy, decision: 'deny', reasons: refused };
+}
+
+/** The gateway's reader (zod-typed inspects; the real CLI for a daemon not on a local socket). */
+async function gatewayReader(req: GuardRequest, env: NodeJS.ProcessEnv): Promise<import('../docker/gateway.ts').DockerReader> {
+  const { dockerReader } = await import('../docker/gateway.ts');
+  return dockerReader({ env, globalArgs: [...(req.globalArgs ?? [])], ...(req.socket !== undefined ? { socket: req.socket } : {}), endpoint: req.endpoint, realDocker: req.realDocker });
 }
 
 /**
@@ -160,8 +179,14 @@ export async function guardShimCommand(args: readonly string[], g: ShimGlobals, 
   const what = classify(cw.words);
   const rest = args.slice(cw.rest);
   if (what.kind === 'other' || !hasWork(what, rest)) return [...args];
-  // One-shot validation: zod's compiled (JIT) parsers cost more to build than they save here.
-  (await import('zod')).config({ jitless: true });
+  const listing = isListing(what, rest);
+  // A listing on a local socket: ask dockerd for the list now, while the policy and the user are read
+  // (an admin, who may see everything, leaves the answer unread; root never asks).
+  const socket = target.local && process.getuid?.() !== 0 ? target.socket : undefined;
+  const listed = listing && socket !== undefined ? import('../docker/lists.ts').then((m) => m.listContainersOn(socket, listingFilters(what, rest))) : undefined;
+  listed?.catch(() => {}); // awaited in guard(), or not needed
+  // One-shot validation of inspects: zod's compiled (JIT) parsers cost more to build than they save here.
+  if (!listing) (await import('zod')).config({ jitless: true });
   if (what.kind === 'containers' && target.local && (await ownsAll(targetsOf(what.spec, rest), g, target.socket, env))) return [...args];
   // Root keeps a validated copy of the policy (policy/cache.ts): no YAML, no zod on a hit.
   let policy: import('../policy/schema.ts').Policy;
@@ -175,7 +200,7 @@ export async function guardShimCommand(args: readonly string[], g: ShimGlobals, 
     return [...args];
   }
   if (!target.local && policy.docker.remote !== 'enforce') return [...args];
-  const { findRealDocker, DaemonUnreachable } = await import('../docker/gateway.ts');
+  const [{ findRealDocker }, { DaemonUnreachable }] = await Promise.all([import('../docker/real.ts'), import('../docker/cli.ts')]);
   const r = await guard({
     command: cw.words,
     args: rest,
@@ -185,6 +210,7 @@ export async function guardShimCommand(args: readonly string[], g: ShimGlobals, 
     env,
     policy,
     realDocker: () => findRealDocker(env, policy.docker.realPath),
+    ...(listed ? { listed } : {}),
   }).catch((err: unknown) => {
     // No daemon to ask is no daemon to act on: the real CLI reports it in its own words.
     if (err instanceof DaemonUnreachable) return undefined;

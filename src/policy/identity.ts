@@ -1,11 +1,12 @@
 /**
  * Who is acting: the real uid, resolved through the system's user database
- * (getent, so LDAP/AD names such as h.baker@hertie-school.lan work), and the
+ * (NSS in-process, the answers of getent and id, so LDAP/AD names such as
+ * h.baker@hertie-school.lan work), and the
  * unix groups that user is in. GPUGUARD_USER and SUDO_* are trusted only
  * from uid 0: anyone can set an environment variable.
  */
-import { execFileSync } from 'node:child_process';
 import { GpuguardError } from '../errors.ts';
+import { groupNames, passwdEntry } from '../sys/nss.ts';
 
 export interface Identity {
   user: string;
@@ -29,23 +30,9 @@ export function currentIdentity(env: NodeJS.ProcessEnv = process.env, realUid: n
   return lookupUser(String(realUid));
 }
 
-/** Look a user up by name or uid in the user database. */
+/** Look a user up by name or uid in the user database (NSS, in-process: sys/nss.ts). */
 export function lookupUser(nameOrUid: string): Identity {
-  let entry: string;
-  try {
-    entry = execFileSync('getent', ['passwd', nameOrUid], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  } catch (err) {
-    throw new IdentityError(`user "${nameOrUid}" is not in the user database (getent passwd); ask an admin to add the account`, 1, { cause: err });
-  }
-  const [user, , uid, , , home] = entry.split('\n')[0]!.split(':');
-  if (!user || uid === undefined) throw new IdentityError(`getent passwd ${nameOrUid}: unreadable entry "${entry.trim()}"`);
-  return { user, uid: Number(uid), unixGroups: unixGroupsOf(user), ...(home?.startsWith('/') ? { home } : {}) };
-}
-
-function unixGroupsOf(user: string): string[] {
-  try {
-    return execFileSync('id', ['-Gn', '--', user], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split(/\s+/).filter(Boolean);
-  } catch {
-    return [];
-  }
+  const entry = passwdEntry(nameOrUid);
+  if (!entry) throw new IdentityError(`user "${nameOrUid}" is not in the user database (getent passwd); ask an admin to add the account`, 1);
+  return { user: entry.user, uid: entry.uid, unixGroups: groupNames(entry), ...(entry.home?.startsWith('/') ? { home: entry.home } : {}) };
 }

@@ -33,10 +33,20 @@ export type NamespaceKind = 'pid' | 'ipc' | 'network' | 'uts' | 'userns' | 'cgro
 
 /**
  * Every security-relevant ask of one container create, in the Engine API's
- * terms (HostConfig.Privileged, CapAdd, Devices, DeviceCgroupRules,
- * PidMode/IpcMode/NetworkMode/UTSMode/UsernsMode/CgroupnsMode, SecurityOpt,
- * Binds and Mounts, VolumesFrom, Links). A face lists what the user asked,
- * nothing it has decided itself.
+ * terms. A face lists what the user asked, nothing it has decided itself.
+ * From a create body (`from` as the field: "HostConfig.Privileged" …):
+ * - HostConfig.Privileged → privileged; CapAdd[] → capAdd;
+ *   Devices[].PathOnHost → devices; DeviceCgroupRules[] → deviceCgroupRules
+ * - PidMode, IpcMode, NetworkMode, UTSMode, UsernsMode, CgroupnsMode → namespaces
+ * - SecurityOpt[] → securityOpt
+ * - Binds[] → {@link parseBindSpec}: binds (host paths) or volumes (names)
+ * - Mounts[]: Type bind → binds (Source); Type volume → volumes (Source, when
+ *   named) and, through {@link localVolumeHostPath} of
+ *   VolumeOptions.DriverConfig.Name/Options, binds
+ * - VolumesFrom[] ("name[:mode]") and Links[] ("name:alias") → containers
+ * `POST /volumes/create` is {@link volumeCreateRequest}(Driver, DriverOpts);
+ * an exec with `Privileged: true` is a privileged ask (the shim's
+ * `docker exec --privileged`).
  */
 export interface SecurityRequest {
   /** Each ask for a privileged container that takes effect (`--privileged=false` is none). */
@@ -54,10 +64,11 @@ export interface SecurityRequest {
    * type=bind`, Binds, Mounts[].Type bind, and the device of a local volume
    * whose driver options make it a bind ({@link localVolumeHostPath}).
    * Absolute (a face makes a relative one absolute the way its client does).
+   * `readOnly`: mounted read-only (`:ro`, `readonly`, ReadOnly, a volume's `o=ro`).
    */
-  binds: (Spelled & { source: string })[];
+  binds: (Spelled & { source: string; readOnly?: boolean })[];
   /** Named volumes used: an existing one is judged by its own driver options (facts.volumes). */
-  volumes: (Spelled & { name: string })[];
+  volumes: (Spelled & { name: string; readOnly?: boolean })[];
   /** Containers whose volumes or links are asked for (`--volumes-from`, `--link`, compose `external_links`). */
   containers: (Spelled & { container: string; how: 'volumes-from' | 'link' })[];
 }
@@ -73,6 +84,12 @@ export type PathFact =
       resolved: string;
       /** The longest leading part that exists (the path itself when it exists). */
       existing: string;
+      /**
+       * What the user may do to `existing` on the host (read: list or read
+       * it; write: change it, or create in it what does not exist yet). A
+       * container gets no more than its owner has: judged only when set.
+       */
+      access?: { read: boolean; write: boolean };
     }
   | { error: string };
 
@@ -124,13 +141,20 @@ const VOLUME_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
  * (the CLI turns `./x` into an absolute path; anything else dockerd refuses,
  * so judging it as a path refuses nothing docker would create).
  */
-export function parseBindSpec(spec: string): { kind: 'bind'; source: string; relative: boolean } | { kind: 'volume'; name: string } | { kind: 'anonymous' } {
+export function parseBindSpec(spec: string): { kind: 'bind'; source: string; relative: boolean; readOnly: boolean } | { kind: 'volume'; name: string; readOnly: boolean } | { kind: 'anonymous' } {
   const parts = spec.split(':');
   if (parts.length < 2 || parts[0] === '') return { kind: 'anonymous' };
   const source = parts[0]!;
-  if (source.startsWith('/')) return { kind: 'bind', source, relative: false };
-  if (VOLUME_NAME.test(source)) return { kind: 'volume', name: source };
-  return { kind: 'bind', source, relative: true };
+  // The mode (third part): "ro" among its comma-separated options (dockerd's ReadWrite).
+  const readOnly = (parts[2] ?? '').split(',').includes('ro');
+  if (source.startsWith('/')) return { kind: 'bind', source, relative: false, readOnly };
+  if (VOLUME_NAME.test(source)) return { kind: 'volume', name: source, readOnly };
+  return { kind: 'bind', source, relative: true, readOnly };
+}
+
+/** A local volume mounted read-only by its own options (`o=ro,bind`). */
+export function localVolumeReadOnly(options: Readonly<Record<string, string>> | undefined): boolean {
+  return (options?.o ?? '').split(',').map((x) => x.trim().toLowerCase()).includes('ro');
 }
 
 const NETWORK_FILESYSTEMS = new Set(['nfs', 'nfs4', 'cifs', 'smb', 'smb3', 'smbfs']);
@@ -293,9 +317,9 @@ export function decideSecurity(policy: Policy, user: EffectiveUser, req: Securit
     }
   }
 
-  // binds: every spelling, judged by where it resolves
+  // binds: every spelling, judged by where it resolves, and by what the user may do there
   const roots = facts.roots;
-  const judgeBind = (ask: Spelled, source: string, via?: string) => {
+  const judgeBind = (ask: Spelled, source: string, readOnly: boolean, via?: string) => {
     const rule = 'security.binds';
     const shownSource = via ? `${via} mounts ${source}` : source;
     const allowed = `you may mount paths under ${describeRoots(roots)}; for other data use a named volume`;
@@ -304,11 +328,25 @@ export function decideSecurity(policy: Policy, user: EffectiveUser, req: Securit
     if ('error' in fact) return out.push(refuse(ask, rule, `${shownSource} cannot be resolved (${fact.error}), so gpuguard cannot tell where it points (security.binds); ${allowed}`, `host path ${source}`));
     const root = roots.find((r) => isWithinRoot(fact.resolved, r));
     const resolvedNote = fact.resolved !== posix.normalize(source) ? ` (resolves to ${fact.resolved})` : '';
-    const missingNote = fact.existing !== fact.resolved ? ` (does not exist yet: judged by ${fact.existing})` : '';
-    if (root) return out.push(keep(ask, rule, `${shownSource}${resolvedNote} is under ${root.written === root.rendered ? root.written : `${root.written} = ${root.rendered}${root.children ? '/*' : ''}`}`));
-    out.push(refuse(ask, rule, `${shownSource}${resolvedNote}${missingNote} is not a path you may mount${dangerOf(fact.resolved)} (security.binds); ${allowed}`, `host path ${fact.resolved}`));
+    const exists = fact.existing === fact.resolved;
+    const missingNote = exists ? '' : ` (does not exist yet: judged by ${fact.existing})`;
+    if (!root) return out.push(refuse(ask, rule, `${shownSource}${resolvedNote}${missingNote} is not a path you may mount${dangerOf(fact.resolved)} (security.binds); ${allowed}`, `host path ${fact.resolved}`));
+    // Under an allowed root: the container (root inside) gets no more than the user has on the host.
+    const hostRights = ' (security.binds: a container gets no more than you have on the host)';
+    const a = fact.access;
+    let lacking: string | undefined;
+    if (!a) lacking = `gpuguard could not check what ${user.user} may do with ${fact.existing}${hostRights}`;
+    else if (!exists && !a.write) lacking = `${fact.resolved} does not exist and ${user.user} cannot create it in ${fact.existing} (dockerd would, as root)${hostRights}`;
+    else if (exists && !a.read) lacking = `${user.user} cannot read ${fact.resolved}${hostRights}`;
+    else if (exists && !readOnly && !a.write) lacking = `${user.user} cannot write to ${fact.resolved}${hostRights}; mount it read-only (:ro)`;
+    // The path is in the lacking line already; say how it was reached when that is not plain.
+    const how = via || resolvedNote ? `${shownSource}${resolvedNote}: ` : '';
+    if (lacking) return out.push(refuse(ask, rule, `${how}${lacking}`, `host path ${fact.resolved} beyond the user's own rights`));
+    const filled = root.children ? `${root.rendered === '/' ? '' : root.rendered}/*` : root.rendered;
+    const under = root.written === filled ? root.written : `${root.written} = ${filled}`;
+    out.push(keep(ask, rule, `${shownSource}${resolvedNote} is under ${under}${readOnly ? ', read-only' : ''}`));
   };
-  for (const ask of req.binds) judgeBind(ask, ask.source);
+  for (const ask of req.binds) judgeBind(ask, ask.source, ask.readOnly === true);
   for (const ask of req.volumes) {
     const v = facts.volumes[ask.name];
     if (v === undefined || v === null) continue; // not looked up (admins), or a new plain volume
@@ -317,7 +355,7 @@ export function decideSecurity(policy: Policy, user: EffectiveUser, req: Securit
       continue;
     }
     const host = localVolumeHostPath(v.driver, v.options);
-    if (host !== undefined) judgeBind(ask, host, `volume ${ask.name}`);
+    if (host !== undefined) judgeBind(ask, host, ask.readOnly === true || localVolumeReadOnly(v.options), `volume ${ask.name}`);
   }
   return out;
 }
@@ -390,6 +428,6 @@ export function loosening(opt: string): string | undefined {
 export function volumeCreateRequest(driver: string | undefined, options: Readonly<Record<string, string>>, from: string): SecurityRequest {
   const req = emptySecurityRequest();
   const host = localVolumeHostPath(driver, options);
-  if (host !== undefined) req.binds.push({ source: host, from });
+  if (host !== undefined) req.binds.push({ source: host, from, readOnly: localVolumeReadOnly(options) });
   return req;
 }

@@ -5,7 +5,8 @@
  * ownership module's evidence rules), and existing volumes' options.
  * The decision itself is src/policy/security.ts.
  */
-import { lstatSync, readlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { accessSync, constants, lstatSync, readlinkSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { DockerReader, VolumeDetails } from '../docker/gateway.ts';
 import type { EffectiveUser } from '../policy/effective.ts';
@@ -97,6 +98,72 @@ export interface GatherOptions {
   /** Reads the daemon the create goes to; called only when a container or volume must be looked up. */
   docker?: () => Promise<DockerLookups>;
   io?: PathIo;
+  /** What the user may do to an existing path on the host; default {@link accessOf}. */
+  access?: (path: string) => Access;
+}
+
+export interface Access {
+  read: boolean;
+  write: boolean;
+}
+
+/**
+ * What `user` may do to an existing path on this host. Run as that user
+ * (the shim): access(2), which knows ACLs. Run as someone else (root: the
+ * API face, or the shim under sudo or GPUGUARD_USER): the mode bits for the
+ * user's uid and groups. A directory needs x with r (to read what is in
+ * it) and with w (to change it); root may do everything.
+ */
+export function accessOf(user: Pick<EffectiveUser, 'user' | 'uid'>): (path: string) => Access {
+  const dirBits = (path: string) => {
+    try {
+      return statSync(path).isDirectory();
+    } catch {
+      return false;
+    }
+  };
+  if (user.uid === 0) return () => ({ read: true, write: true });
+  if (process.getuid?.() === user.uid) {
+    const can = (path: string, mode: number) => {
+      try {
+        accessSync(path, mode);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    return (path) => {
+      const x = dirBits(path) ? constants.X_OK : 0;
+      return { read: can(path, constants.R_OK | x), write: can(path, constants.W_OK | x) };
+    };
+  }
+  let gids: number[] | undefined;
+  const groups = () => (gids ??= groupIdsOf(user.user));
+  return (path) => {
+    let st;
+    try {
+      st = statSync(path);
+    } catch {
+      return { read: false, write: false };
+    }
+    const bits = st.uid === user.uid ? (st.mode >> 6) & 7 : groups().includes(st.gid) ? (st.mode >> 3) & 7 : st.mode & 7;
+    const x = st.isDirectory() ? 1 : 0;
+    return { read: (bits & 4) !== 0 && (bits & x) === x, write: (bits & 2) !== 0 && (bits & x) === x };
+  };
+}
+
+/** The user's group ids (NSS, so LDAP groups count), once per user for the life of the process (the API face lives long). */
+const groupIds = new Map<string, number[]>();
+function groupIdsOf(user: string): number[] {
+  let ids = groupIds.get(user);
+  if (ids) return ids;
+  try {
+    ids = execFileSync('id', ['-G', '--', user], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    ids = [];
+  }
+  groupIds.set(user, ids);
+  return ids;
 }
 
 /** What the gatherer asks the daemon (the shim and the API face each provide it). */
@@ -119,7 +186,12 @@ export async function gatherSecurityFacts(policy: Policy, user: EffectiveUser, r
   const sec = policy.security;
   if (!sec) return facts;
   const io = opts.io ?? hostPathIo;
-  const resolve = (p: string): PathFact => (opts.local ? resolveLikeDaemon(p, io) : { error: 'the daemon is on another host, whose paths gpuguard cannot see' });
+  const access = opts.access ?? accessOf(user);
+  const resolve = (p: string): PathFact => {
+    if (!opts.local) return { error: 'the daemon is on another host, whose paths gpuguard cannot see' };
+    const r = resolveLikeDaemon(p, io);
+    return 'error' in r ? r : { ...r, access: access(r.existing) };
+  };
 
   const refs = containerRefs(req);
   const needsOwners = refs.length > 0 && !sec.otherUsersContainers && !mayActOn(user, { user: undefined, method: 'none' }).allow;
@@ -140,7 +212,7 @@ export async function gatherSecurityFacts(policy: Policy, user: EffectiveUser, r
       facts.roots.push(root);
       continue;
     }
-    const r = resolve(root.rendered);
+    const r = opts.local ? resolveLikeDaemon(root.rendered, io) : { error: 'the daemon is on another host' };
     facts.roots.push('error' in r ? { ...root, note: `cannot be resolved: ${r.error}` } : { ...root, resolved: r.resolved });
   }
   facts.containers = await owners;

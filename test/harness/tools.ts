@@ -9,6 +9,8 @@ import type { TestContext } from 'node:test';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const BINARY = join(ROOT, 'dist/gpuguard');
+/** The native front (src/front/front.c), built beside BINARY: what is installed under the face names. */
+export const FRONT = join(ROOT, 'dist/gpuguard-front');
 export const FIXTURES = join(ROOT, 'test/fixtures');
 export const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
 export const IS_ROOT = process.getuid?.() === 0;
@@ -52,10 +54,12 @@ export function missing(t: TestContext, needs: { root?: boolean; commands?: stri
  * Put a gpuguard face into `dir` under `name` (docker, docker-compose,
  * gpuguard-runc, runc) and return its path. Every test that runs a face
  * places it through here, so what is installed under those names on a host
- * (the binary, or a front before it) is what the tests run.
+ * is what the tests run: the native front, which starts BINARY (beside it)
+ * for the calls that need a decision and execs the real tool for the rest.
  */
 export function installFace(dir: string, name: 'docker' | 'docker-compose' | 'gpuguard-runc' | 'runc'): string {
   const path = join(dir, name);
-  symlinkSync(BINARY, path);
+  if (!existsSync(FRONT)) throw new Error(`${FRONT} is missing: run npm run build (it builds the native front with cc)`);
+  symlinkSync(FRONT, path);
   return path;
 }

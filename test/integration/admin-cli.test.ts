@@ -82,3 +82,29 @@ test('unknown command exits 2 naming it', async () => {
   assert.equal(r.code, 2);
   assert.equal(r.stderr, 'gpuguard: unknown command "frobnicate"; run `gpuguard help` for the list\n');
 });
+
+test('the user database in-process (NSS through libc) answers as getent and id do: names, uids, groups', async (t) => {
+  if (missing(t, { root: true, commands: ['getent', 'id'] })) return;
+  const { execFileSync } = await import('node:child_process');
+  const dir = mkdtempSync(join(tmpdir(), 'gg-nss-'));
+  const file = join(dir, 'policy.yaml');
+  writeFileSync(file, 'version: 1\nadmins: ["@ds01-admin"]\ngroups:\n  researchers: {members: ["@gg-researchers"]}\n  dockerusers: {members: ["@gg-docker"]}\n');
+  try {
+    for (const key of ['alice', 'bob', 'carol', 'dsadmin', 'root', 'nobody', execFileSync('id', ['-u', 'carol'], { encoding: 'utf8' }).trim()]) {
+      const [user, , uid] = execFileSync('getent', ['passwd', key], { encoding: 'utf8' }).split(':');
+      const groups = execFileSync('id', ['-Gn', '--', user!], { encoding: 'utf8' }).trim().split(/\s+/);
+      const r = await run(BINARY, ['policy', 'show', '--user', key, '--json'], { env: { GPUGUARD_POLICY: file } });
+      assert.equal(r.code, 0, r.stderr);
+      const shown = JSON.parse(r.stdout);
+      assert.deepEqual(
+        [shown.user, shown.uid, shown.admin, shown.group],
+        [user, Number(uid), groups.includes('ds01-admin'), groups.includes('gg-researchers') ? 'researchers' : groups.includes('gg-docker') ? 'dockerusers' : 'default'],
+        key,
+      );
+    }
+    const none = await run(BINARY, ['policy', 'show', '--user', 'no-such-user-gg', '--json'], { env: { GPUGUARD_POLICY: file } });
+    assert.match(none.stderr, /user "no-such-user-gg" is not in the user database/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -112,6 +112,25 @@ describe('gpuguard doctor --root on an installed tree', () => {
     assert.match(line(c.lines, 'policy').message, /groups\.users\.limits\.cpus \(4096\) asks for more CPUs per container than this host has/);
   });
 
+  test('native-front: the faces reach gpuguard through the front; a face straight at the binary is a warning, a missing front a failure', async (t) => {
+    if (missing(t, { files: [BINARY] })) return;
+    assert.equal(line((await doctor()).lines, 'native-front').status, 'ok');
+    const p = join(root, 'usr/bin/docker');
+    unlinkSync(p);
+    symlinkSync('/usr/local/lib/gpuguard/gpuguard', p);
+    try {
+      const d = await doctor();
+      assert.equal(line(d.lines, 'native-front').status, 'warn');
+      assert.match(line(d.lines, 'native-front').message, /points at the gpuguard binary, not at the native front/);
+      assert.equal(line(d.lines, 'shim-on-path').status, 'ok', 'still gpuguard');
+    } finally {
+      unlinkSync(p);
+      symlinkSync('/usr/local/lib/gpuguard/gpuguard-front', p);
+    }
+    const front = join(root, LIB, 'gpuguard-front');
+    await breaks('native-front', () => renameSync(front, `${front}.away`), () => renameSync(`${front}.away`, front), /docker is the native front .* which is missing or not executable: docker cannot start/);
+  });
+
   test('shim-on-path: the first docker is not gpuguard', async (t) => {
     if (missing(t, { files: [BINARY] })) return;
     const p = join(root, 'usr/bin/docker');
@@ -120,7 +139,7 @@ describe('gpuguard doctor --root on an installed tree', () => {
       writeFileSync(p, '#!/bin/sh\n', { mode: 0o755 });
     }, () => {
       unlinkSync(p);
-      symlinkSync('/usr/local/lib/gpuguard/gpuguard', p);
+      symlinkSync('/usr/local/lib/gpuguard/gpuguard-front', p);
     }, /first docker on root's PATH is .*\/usr\/bin\/docker, not gpuguard/);
   });
 

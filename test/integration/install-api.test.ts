@@ -13,7 +13,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BINARY, missing, ROOT, run } from '../harness/index.ts';
+import { BINARY, FRONT, missing, ROOT, run } from '../harness/index.ts';
 import { makeTree, snapshot, type TreeName } from '../fixtures/install/trees.ts';
 
 const INSTALL = join(ROOT, 'install.sh');
@@ -171,6 +171,7 @@ describe('install.sh --api on a host without systemd', () => {
     // An upgrade replaces the binary; the running face must be restarted to run it.
     const newer = join(mkdtempSync('/tmp/gg-bin-'), 'gpuguard');
     writeFileSync(newer, `${readFileSync(BINARY, 'latin1')}x`, 'latin1');
+    copyFileSync(FRONT, join(newer, '../gpuguard-front')); // the native front comes with the binary it starts
     const up = await install(root, '--api', '--binary', newer);
     rmSync(join(newer, '..'), { recursive: true, force: true });
     assert.equal(up.code, 0, up.stderr);

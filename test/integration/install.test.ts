@@ -15,6 +15,8 @@ import { makeTree, snapshot } from '../fixtures/install/trees.ts';
 const INSTALL = join(ROOT, 'install.sh');
 const LIB = '/usr/local/lib/gpuguard';
 const SHIM = `${LIB}/gpuguard`;
+/** The face names (docker, docker-compose, the runtime wrappers, Concourse's runc) point at the native front. */
+const FACE = `${LIB}/gpuguard-front`;
 const trees: string[] = [];
 after(() => {
   for (const t of trees) rmSync(t, { recursive: true, force: true });
@@ -48,12 +50,15 @@ describe('install.sh --root on a Debian tree with docker.io, docker-compose and 
     const r = await install(root);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     // The shim is docker and docker-compose; the packaged originals are diverted.
-    assert.equal(readlinkSync(join(root, 'usr/bin/docker')), SHIM);
-    assert.equal(readlinkSync(join(root, 'usr/bin/docker-compose')), SHIM);
+    assert.equal(readlinkSync(join(root, 'usr/bin/docker')), FACE);
+    assert.equal(readlinkSync(join(root, 'usr/bin/docker-compose')), FACE);
     assert.equal(readFileSync(join(root, 'usr/bin/docker.real'), 'utf8'), '#!/bin/sh\necho "docker 20.10" "$@"\n');
     assert.equal(readFileSync(join(root, 'var/lib/dpkg/diversions'), 'utf8'),
       '/usr/bin/docker\n/usr/bin/docker.real\ngpuguard\n/usr/bin/docker-compose\n/usr/bin/docker-compose.real\ngpuguard\n');
     assert.equal(lstatSync(join(root, `${LIB}/gpuguard`)).mode & 0o7777, 0o755);
+    assert.equal(lstatSync(join(root, FACE)).mode & 0o7777, 0o755);
+    assert.deepEqual(readFileSync(join(root, FACE)), readFileSync(join(ROOT, 'dist/gpuguard-front')), 'the front installed beside the binary');
+    assert.equal(readlinkSync(join(root, `${LIB}/gpuguard-runc`)), FACE);
     assert.equal(readlinkSync(join(root, 'usr/local/bin/gpuguard')), SHIM, 'the admin CLI on PATH');
     // daemon.json: every key kept, our runtime the default, nvidia through its own wrapper.
     const d = json(join(root, 'etc/docker/daemon.json'));
@@ -66,7 +71,7 @@ describe('install.sh --root on a Debian tree with docker.io, docker-compose and 
     assert.equal(lstatSync(join(root, 'etc/docker/daemon.json')).mode & 0o777, 0o600, 'mode kept');
     assert.equal(readFileSync(join(root, 'etc/docker/daemon.json.pre-gpuguard'), 'utf8'), readFileSync(join(ROOT, 'test/fixtures/install/daemon-nvidia.json'), 'utf8'));
     // Each wrapper remembers its real runtime; the old default (nvidia) is what the default chains to.
-    assert.equal(readlinkSync(join(root, `${LIB}/runtimes/nvidia/gpuguard-runc`)), SHIM);
+    assert.equal(readlinkSync(join(root, `${LIB}/runtimes/nvidia/gpuguard-runc`)), FACE);
     assert.equal(readlinkSync(join(root, `${LIB}/runtimes/nvidia/gpuguard-runc.real`)), '/usr/bin/nvidia-container-runtime');
     assert.equal(readlinkSync(join(root, `${LIB}/runtimes/gpuguard/gpuguard-runc.real`)), '/usr/bin/nvidia-container-runtime');
     // The policy: valid, knows where the real CLI went, cgroup parent fits the systemd driver.
@@ -94,6 +99,29 @@ describe('install.sh --root on a Debian tree with docker.io, docker-compose and 
   });
 });
 
+describe('install.sh over an install from before the native front', () => {
+  test('face links that point at the binary are re-pointed at the front; uninstall still restores the tree', async (t) => {
+    if (missing(t, { commands: ['dpkg-divert'], files: [BINARY] })) return;
+    const root = tree('packaged');
+    const before = snapshot(root);
+    assert.equal((await install(root)).code, 0);
+    // What the earlier installer left: every face name straight at the binary, no front.
+    const faces = ['usr/bin/docker', 'usr/bin/docker-compose', `${LIB}/gpuguard-runc`, `${LIB}/runtimes/gpuguard/gpuguard-runc`, `${LIB}/runtimes/nvidia/gpuguard-runc`];
+    for (const f of faces) {
+      unlinkSync(join(root, f));
+      symlinkSync(SHIM, join(root, f));
+    }
+    const r = await install(root);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    for (const f of faces) assert.equal(readlinkSync(join(root, f)), FACE, f);
+    assert.match(r.stdout, /re-point .*usr\/bin\/docker → \/usr\/local\/lib\/gpuguard\/gpuguard-front/);
+    assert.match((await install(root)).stdout, /nothing to change/);
+    const u = await install(root, '--uninstall');
+    assert.equal(u.code, 0, u.stderr + u.stdout);
+    assert.deepEqual(snapshot(root), before);
+  });
+});
+
 describe('install.sh --root on a host with an unpackaged /usr/local/bin/docker and no daemon.json', () => {
   test('moves the CLI aside, creates daemon.json, and uninstall removes what it created', async (t) => {
     if (missing(t, { files: [BINARY] })) return;
@@ -102,7 +130,7 @@ describe('install.sh --root on a host with an unpackaged /usr/local/bin/docker a
     const r = await install(root);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /move the unpackaged .*\/usr\/local\/bin\/docker aside/);
-    assert.equal(readlinkSync(join(root, 'usr/local/bin/docker')), SHIM);
+    assert.equal(readlinkSync(join(root, 'usr/local/bin/docker')), FACE);
     assert.ok(existsSync(join(root, 'usr/local/bin/docker.real')));
     assert.ok(!existsSync(join(root, 'usr/local/bin/docker-compose')), 'no compose, no compose shim');
     assert.deepEqual(json(join(root, 'etc/docker/daemon.json')), {
@@ -143,7 +171,7 @@ describe('install.sh --concourse', () => {
     const r = await install(root, '--concourse');
     assert.equal(r.code, 0, r.stderr + r.stdout);
     const bin = join(root, 'opt/concourse/bin');
-    assert.equal(readlinkSync(join(bin, 'runc')), SHIM);
+    assert.equal(readlinkSync(join(bin, 'runc')), FACE);
     assert.equal(readFileSync(join(bin, 'runc.real'), 'utf8'), '#!/bin/sh\necho "concourse runc" "$@"\n');
     const policy = readFileSync(join(root, 'etc/gpuguard/policy.yaml'), 'utf8');
     assert.match(policy, /^# Our lab's policy/, 'comments kept');
@@ -152,7 +180,7 @@ describe('install.sh --concourse', () => {
     assert.equal(lstatSync(join(root, 'etc/gpuguard/policy.yaml')).mode & 0o777, 0o640);
     const again = await install(root, '--concourse');
     assert.match(again.stdout, /nothing to change/);
-    assert.equal(readlinkSync(join(bin, 'runc')), SHIM);
+    assert.equal(readlinkSync(join(bin, 'runc')), FACE);
     assert.equal(readFileSync(join(bin, 'runc.real'), 'utf8'), '#!/bin/sh\necho "concourse runc" "$@"\n', 'runc.real is still Concourse\'s runc');
     const u = await install(root, '--uninstall');
     assert.equal(u.code, 0, u.stderr + u.stdout);

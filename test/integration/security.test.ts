@@ -21,6 +21,8 @@ interface Escape {
   rule: string;
   flag: string;
   line: string;
+  /** What the refusal says instead of the allowed roots (a path under them, beyond the user's own rights). */
+  says?: string;
 }
 interface ComposeEscape {
   rule: string;
@@ -58,8 +60,12 @@ before(async () => {
   mkdirSync(bin);
   shim = installFace(bin, 'docker');
   installFace(bin, 'docker-compose');
-  for (const sub of ['srv/datasets', 'srv/proj', 'scratch/bob']) mkdirSync(join(dir, sub), { recursive: true });
+  for (const sub of ['srv/datasets', 'srv/proj', 'srv/alice-private', 'scratch/bob']) mkdirSync(join(dir, sub), { recursive: true });
   writeFileSync(join(dir, 'srv/datasets/README'), 'shared data\n');
+  // /srv/*: datasets everyone reads (root's, 0755), a project dir everyone writes (1777), alice's own (0700).
+  chmodSync(join(dir, 'srv/proj'), 0o1777);
+  chownSync(join(dir, 'srv/alice-private'), Number(execFileSync('id', ['-u', 'alice'], { encoding: 'utf8' })), 0);
+  chmodSync(join(dir, 'srv/alice-private'), 0o700);
   chownSync(join(dir, 'scratch/bob'), Number(execFileSync('id', ['-u', 'bob'], { encoding: 'utf8' })), 0);
   events = join(dir, 'events.jsonl');
   writeFileSync(events, '');
@@ -106,6 +112,7 @@ events: {log: ${events}}
   };
   const aliceId = await ok(['run', '-d', '--name', 'gg-sec-alice', '--ipc', 'shareable', '--label', 'ds01.user=alice', '-v', '/data', 'bb', 'sleep', '600']);
   await ok(['create', '--name', 'gg-sec-bobs', '--label', 'ds01.user=bob', '-v', '/data', 'bb']);
+  await ok(['run', '-d', '--name', 'gg-sec-bobrun', '--label', 'ds01.user=bob', 'bb', 'sleep', '600']);
   await ok(['create', '--name', 'gg-sec-nobody', '-v', '/data', 'bb']);
   await ok(['volume', 'create', '-o', 'type=none', '-o', 'o=bind', '-o', `device=${aliceHome}`, 'gg-sec-alicevol']);
   await ok(['volume', 'create', 'gg-sec-plain']);
@@ -157,7 +164,8 @@ describe('docker through the shim: the escape corpus', { concurrency: 4 }, () =>
       assert.match(r.stderr, /^gpuguard: [^\n]*\n$/, 'one line');
       assert.ok(r.stderr.startsWith(`gpuguard: ${fill(e.flag)}: `), `names the flag: ${r.stderr}`);
       assert.ok(r.stderr.includes(`(security.${e.rule}`), `names the rule: ${r.stderr}`);
-      if (e.rule === 'binds' && !e.line.includes('gg-sec-alicevol')) assert.ok(r.stderr.includes(ALLOWED_ROOTS()), `says what is allowed: ${r.stderr}`);
+      if (e.says) assert.ok(r.stderr.includes(fill(e.says)), `says "${fill(e.says)}": ${r.stderr}`);
+      else if (e.rule === 'binds' && !e.line.includes('gg-sec-alicevol')) assert.ok(r.stderr.includes(ALLOWED_ROOTS()), `says what is allowed: ${r.stderr}`);
       if (e.rule === 'capAdd') assert.match(r.stderr, /allowed: SYS_PTRACE/);
       if (e.rule === 'otherUsersContainers') assert.match(r.stderr, /belongs to alice|has no known owner/);
       assert.equal(await snapshot(), before, 'nothing created');
@@ -190,10 +198,21 @@ describe('docker through the shim: positive controls', () => {
     });
   }
 
+  test('docker exec --privileged in one\'s own container is refused like --privileged; plain exec is not', async (t) => {
+    if (missing(t, needs)) return;
+    const r = await asUser('bob', ['exec', '--privileged', 'gg-sec-bobrun', 'true']);
+    assert.equal(r.code, 125, r.stderr);
+    assert.equal(r.stderr, 'gpuguard: docker exec --privileged: a privileged container is root on the host (security.privileged: false); remove it, and add only the capabilities you need with --cap-add (allowed: SYS_PTRACE)\n');
+    const plain = await asUser('bob', ['exec', 'gg-sec-bobrun', 'true']);
+    assert.equal(plain.code, 0, plain.stderr);
+    const admin = await asUser('dsadmin', ['exec', '--privileged', 'gg-sec-bobrun', 'true'], env, dir);
+    assert.doesNotMatch(admin.stderr, /^gpuguard:/m, 'an admin is not refused (docker itself may still fail here to apply every capability)');
+  });
+
   test('an admin is never refused: the event says override', async (t) => {
     if (missing(t, needs)) return;
     const lines = readFileSync(events, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    const ev = lines.filter((l) => l.user === 'dsadmin').at(-1);
+    const ev = lines.filter((l) => l.user === 'dsadmin' && l.argv[1] === 'create').at(-1);
     assert.ok(ev, 'an event for the admin');
     assert.ok((ev.reasons as string[]).some((r) => /^override security\.privileged: --privileged: a privileged container: allowed because dsadmin is an admin/.test(r)), JSON.stringify(ev.reasons));
   });

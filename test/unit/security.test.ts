@@ -17,11 +17,12 @@ import {
   bindRoots, containerRefs, decideSecurity, emptySecurityRequest, isWithinRoot, localVolumeHostPath, loosening, normaliseCapability, parseBindSpec,
   type SecurityFacts, type SecurityRequest,
 } from '../../src/policy/security.ts';
-import { gatherSecurityFacts, resolveLikeDaemon } from '../../src/security/facts.ts';
+import { accessOf, gatherSecurityFacts, resolveLikeDaemon } from '../../src/security/facts.ts';
 import { csvRecord, securityRequestOf, volumeCreateRequestOf } from '../../src/docker-shim/security.ts';
 import { scanDockerArgv } from '../../src/docker-shim/argv.ts';
 import { shellWords } from '../../src/docker-shim/quote.ts';
 import { scanGlobals, createCommand } from '../../src/docker-shim/globals.ts';
+import { execSecurityRequest } from '../../src/docker-shim/exec-flags.ts';
 
 const POLICY = `version: 1
 admins: [root2]
@@ -104,11 +105,13 @@ test('csv: Go encoding/csv, one record', () => {
 });
 
 test('helpers: -v specs, local volume options, capabilities, security options', () => {
-  assert.deepEqual(parseBindSpec('/a:/b:ro'), { kind: 'bind', source: '/a', relative: false });
-  assert.deepEqual(parseBindSpec('vol:/b'), { kind: 'volume', name: 'vol' });
+  assert.deepEqual(parseBindSpec('/a:/b:ro'), { kind: 'bind', source: '/a', relative: false, readOnly: true });
+  assert.deepEqual(parseBindSpec('/a:/b:z,ro'), { kind: 'bind', source: '/a', relative: false, readOnly: true });
+  assert.deepEqual(parseBindSpec('/a:/b:rw'), { kind: 'bind', source: '/a', relative: false, readOnly: false });
+  assert.deepEqual(parseBindSpec('vol:/b'), { kind: 'volume', name: 'vol', readOnly: false });
   assert.deepEqual(parseBindSpec('/only'), { kind: 'anonymous' });
-  assert.deepEqual(parseBindSpec('./x:/b'), { kind: 'bind', source: './x', relative: true });
-  assert.deepEqual(parseBindSpec('~/x:/b'), { kind: 'bind', source: '~/x', relative: true });
+  assert.deepEqual(parseBindSpec('./x:/b'), { kind: 'bind', source: './x', relative: true, readOnly: false });
+  assert.deepEqual(parseBindSpec('~/x:/b'), { kind: 'bind', source: '~/x', relative: true, readOnly: false });
   assert.equal(localVolumeHostPath(undefined, { type: 'none', o: 'bind', device: '/etc' }), '/etc');
   assert.equal(localVolumeHostPath('local', { o: 'ro,rbind', device: 'etc' }), '/etc', 'a relative device is relative to dockerd\'s cwd, /');
   assert.equal(localVolumeHostPath('local', { type: 'ext4', device: '/dev/sda1' }), '/dev/sda1');
@@ -175,9 +178,12 @@ test('resolve: .. and symlinks as dockerd will, a missing part judged by its nea
   }
 });
 
+const RW = { read: true, write: true };
+/** Facts for a decision: roots as rendered; every path the user may read and write unless said otherwise. */
 function facts(over: Partial<SecurityFacts> = {}, user = alice): SecurityFacts {
   const roots = bindRoots(policy.security!, user).map((r) => (r.note ? r : { ...r, resolved: r.rendered }));
-  return { paths: {}, roots, containers: {}, volumes: {}, ...over };
+  const paths = Object.fromEntries(Object.entries(over.paths ?? {}).map(([k, v]) => [k, 'error' in v || v.access ? v : { ...v, access: RW }]));
+  return { roots, containers: {}, volumes: {}, ...over, paths };
 }
 
 test('decide: refusals name the flag, the rule and what is allowed; allowed asks are kept', () => {
@@ -191,7 +197,7 @@ test('decide: refusals name the flag, the rule and what is allowed; allowed asks
   assert.deepEqual(line('security.privileged', 'deny'), ['--privileged: a privileged container is root on the host (security.privileged: false); remove it, and add only the capabilities you need with --cap-add (allowed: SYS_PTRACE)']);
   assert.deepEqual(line('security.capAdd', 'keep'), ['--cap-add SYS_PTRACE: CAP_SYS_PTRACE is allowed (security.capAdd)']);
   assert.deepEqual(line('security.capAdd', 'deny'), ['--cap-add SYS_ADMIN: capability SYS_ADMIN may not be added (security.capAdd: allowed: SYS_PTRACE); remove it']);
-  assert.deepEqual(line('security.binds', 'keep'), ['-v /home/alice/x:/x: /home/alice/x is under {home} = /home/alice']);
+  assert.deepEqual(line('security.binds', 'keep'), ['-v /home/alice/x:/x: /home/alice/x (does not exist yet: judged by /home/alice) is under {home} = /home/alice'.replace(' (does not exist yet: judged by /home/alice)', '')]);
   assert.deepEqual(line('security.binds', 'deny'), ['-v /home/alicea:/y: /home/alicea is not a path you may mount (security.binds); you may mount paths under /home/alice, /srv/* or /scratch/alice; for other data use a named volume']);
   assert.deepEqual(line('security.hostNamespaces', 'deny'), ['--pid host: the host\'s process (pid) namespace may not be shared (security.hostNamespaces: false); remove it']);
   assert.match(line('security.unconfined', 'deny')[0]!, /^--security-opt seccomp=unconfined: it turns off seccomp \(security.unconfined: false\); remove it \(debuggers need only --cap-add SYS_PTRACE/);
@@ -256,7 +262,8 @@ test('volume create: -o options, both spellings, the last of a key wins; plain v
     assert.equal(cmd.kind, 'volume-create');
     return volumeCreateRequestOf(argv, cmd.flagsFrom);
   };
-  assert.deepEqual(v('volume create -o type=none -o o=bind -o device=/etc myvol').request.binds, [{ source: '/etc', from: 'docker volume create -o type=none -o o=bind -o device=/etc' }]);
+  assert.deepEqual(v('volume create -o type=none -o o=bind -o device=/etc myvol').request.binds, [{ source: '/etc', from: 'docker volume create -o type=none -o o=bind -o device=/etc', readOnly: false }]);
+  assert.equal(v('volume create -o type=none -o o=bind,ro -o device=/etc myvol').request.binds[0]!.readOnly, true);
   assert.equal(v('volume create myvol --opt=o=bind --opt device=/home/bob').request.binds[0]!.source, '/home/bob');
   assert.equal(v('volume create -odevice=/etc -oo=bind').request.binds[0]!.source, '/etc');
   assert.equal(v('volume create -o device=/etc -o o=bind -o device=/srv/x').request.binds[0]!.source, '/srv/x');
@@ -285,4 +292,65 @@ test('gather: no security key, no I/O; admins and named containers', async () =>
   assert.match((failing.containers.x as { error: string }).error, /should not be asked/);
   assert.match((failing.volumes.vol as { error: string }).error, /should not be asked/);
   assert.equal(asked, 1, 'one connection for both lookups');
+});
+
+test('exec: --privileged before the container asks; after it, it is the command', () => {
+  assert.deepEqual(execSecurityRequest(['--privileged', 'c', 'sh'])?.privileged, [{ from: 'docker exec --privileged' }]);
+  assert.deepEqual(execSecurityRequest(['-it', '--privileged=true', '-u', '0', 'c', 'sh'])?.privileged, [{ from: 'docker exec --privileged=true' }]);
+  assert.equal(execSecurityRequest(['--privileged=false', 'c', 'sh']), undefined);
+  assert.equal(execSecurityRequest(['c', 'sh', '--privileged']), undefined);
+  assert.equal(execSecurityRequest(['-e', '--privileged', 'c', 'sh']), undefined, '-e takes a value');
+});
+
+test('decide: under an allowed root, no more than the user has on the host', () => {
+  const req = emptySecurityRequest();
+  req.binds.push(
+    { source: '/srv/datasets', from: '-v /srv/datasets:/d', readOnly: false },
+    { source: '/srv/datasets', from: '-v /srv/datasets:/d:ro', readOnly: true },
+    { source: '/srv/alice-only', from: '-v /srv/alice-only:/x:ro', readOnly: true },
+    { source: '/srv/new', from: '-v /srv/new:/n' },
+    { source: '/home/alice/new', from: '-v /home/alice/new:/n' },
+    { source: '/srv/unchecked', from: '-v /srv/unchecked:/u:ro', readOnly: true },
+  );
+  const d = decideSecurity(policy, resolveUser(policy, { user: 'bob', uid: 1003, unixGroups: [], home: '/home/bob' }), req, {
+    roots: [{ written: '/srv/*', rendered: '/srv', children: true, resolved: '/srv' }, { written: '{home}', rendered: '/home/alice', children: false, resolved: '/home/alice' }],
+    containers: {},
+    volumes: {},
+    paths: {
+      '/srv/datasets': { resolved: '/srv/datasets', existing: '/srv/datasets', access: { read: true, write: false } },
+      '/srv/alice-only': { resolved: '/srv/alice-only', existing: '/srv/alice-only', access: { read: false, write: false } },
+      '/srv/new': { resolved: '/srv/new', existing: '/srv', access: { read: true, write: false } },
+      '/home/alice/new': { resolved: '/home/alice/new', existing: '/home/alice', access: RW },
+      '/srv/unchecked': { resolved: '/srv/unchecked', existing: '/srv/unchecked' },
+    },
+  });
+  assert.deepEqual(d.map((x) => `${x.verdict} ${x.reason}`), [
+    'deny -v /srv/datasets:/d: bob cannot write to /srv/datasets (security.binds: a container gets no more than you have on the host); mount it read-only (:ro)',
+    'keep -v /srv/datasets:/d:ro: /srv/datasets is under /srv/*, read-only',
+    'deny -v /srv/alice-only:/x:ro: bob cannot read /srv/alice-only (security.binds: a container gets no more than you have on the host)',
+    'deny -v /srv/new:/n: /srv/new does not exist and bob cannot create it in /srv (dockerd would, as root) (security.binds: a container gets no more than you have on the host)',
+    'keep -v /home/alice/new:/n: /home/alice/new is under {home} = /home/alice',
+    'deny -v /srv/unchecked:/u:ro: gpuguard could not check what bob may do with /srv/unchecked (security.binds: a container gets no more than you have on the host)',
+  ]);
+});
+
+test('access: as the user (access(2)) and for another uid (mode bits)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'gg-acc-'));
+  try {
+    mkdirSync(join(root, 'open'), { mode: 0o755 });
+    mkdirSync(join(root, 'closed'), { mode: 0o700 });
+    writeFileSync(join(root, 'file'), '', { mode: 0o644 });
+    const me = process.getuid?.() ?? 0;
+    const self = accessOf({ user: 'me', uid: me });
+    assert.deepEqual(self(join(root, 'open')), { read: true, write: true });
+    // Another uid: not the owner, not in the group (nobody's groups), so the "other" bits decide.
+    const other = accessOf({ user: 'nobody', uid: 65534 });
+    assert.deepEqual(other(join(root, 'open')), { read: true, write: false });
+    assert.deepEqual(other(join(root, 'closed')), { read: false, write: false });
+    assert.deepEqual(other(join(root, 'file')), { read: true, write: false });
+    assert.deepEqual(other(join(root, 'missing')), { read: false, write: false });
+    assert.deepEqual(accessOf({ user: 'root', uid: 0 })(join(root, 'closed')), { read: true, write: true });
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });

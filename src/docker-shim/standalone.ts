@@ -1,17 +1,21 @@
 /**
- * `docker volume create`: a local volume with `-o type=none -o o=bind -o
- * device=PATH` (or a block device) mounts a host path into every container
- * that uses it, so it is judged like a bind of that path (security.binds).
- * A volume whose options mount no host path is handed over reading nothing.
+ * Security decisions on docker commands that create no container but can
+ * still be a way out: `docker volume create` (a local volume with `-o
+ * type=none -o o=bind -o device=PATH`, or a block device, mounts a host path
+ * into every container that uses it: judged like a bind of that path) and
+ * `docker exec --privileged` (every capability for a process in the
+ * container: judged like --privileged). A command that asks for neither is
+ * handed over reading nothing.
  */
 import { PolicyDenied } from '../errors.ts';
 import type { Decision } from '../policy/decide.ts';
 import type { EffectiveUser } from '../policy/effective.ts';
 import type { Policy } from '../policy/schema.ts';
+import type { SecurityRequest } from '../policy/security.ts';
 import type { GlobalScan, LocalTarget } from './globals.ts';
 import { volumeCreateRequestOf } from './security.ts';
 
-export interface PreparedVolume {
+export interface Judged {
   kind: 'pass' | 'decide';
   why?: string;
   policy?: Policy;
@@ -20,10 +24,8 @@ export interface PreparedVolume {
   refusal?: Decision;
 }
 
-export async function prepareVolumeCreate(args: string[], globals: GlobalScan, flagsFrom: number, target: LocalTarget, env: NodeJS.ProcessEnv): Promise<PreparedVolume> {
-  const { request, help } = volumeCreateRequestOf(args, flagsFrom);
-  if (help) return { kind: 'pass', why: '--help creates nothing' };
-  if (!request.binds.length) return { kind: 'pass', why: 'the volume mounts no host path' };
+/** Decide a request that stands alone (no create to rewrite): the same decideSecurity, facts gathered the same way. */
+export async function judge(request: SecurityRequest, target: LocalTarget, env: NodeJS.ProcessEnv): Promise<Judged> {
   const [{ loadPolicyCached }, { currentIdentity }, { resolveUser }, { applyMode, firstRefusal }, { decideSecurity }, { gatherSecurityFacts }] = await Promise.all([
     import('../policy/cache.ts'),
     import('../policy/identity.ts'),
@@ -42,11 +44,17 @@ export async function prepareVolumeCreate(args: string[], globals: GlobalScan, f
   return { kind: 'decide', policy, user, decisions, ...(refusal ? { refusal } : {}) };
 }
 
-export async function runVolumeCreate(args: string[], globals: GlobalScan, flagsFrom: number, target: LocalTarget, env: NodeJS.ProcessEnv): Promise<number> {
-  const { passThrough } = await import('./index.ts');
-  const p = await prepareVolumeCreate(args, globals, flagsFrom, target, env);
-  if (p.kind === 'pass') return passThrough(args, env);
-  const { policy, user, decisions } = p as Required<PreparedVolume>;
+export async function prepareVolumeCreate(args: string[], globals: GlobalScan, flagsFrom: number, target: LocalTarget, env: NodeJS.ProcessEnv): Promise<Judged> {
+  const { request, help } = volumeCreateRequestOf(args, flagsFrom);
+  if (help) return { kind: 'pass', why: '--help creates nothing' };
+  if (!request.binds.length) return { kind: 'pass', why: 'the volume mounts no host path' };
+  return judge(request, target, env);
+}
+
+/** Log the decision; refuse (exit 125) or warn (audit). Returns when the command may go ahead. */
+export async function enforce(j: Judged, args: string[]): Promise<void> {
+  if (j.kind === 'pass') return;
+  const { policy, user, decisions } = j as Required<Judged>;
   const { appendEvent } = await import('../events/log.ts');
   const { overallDecision } = await import('../policy/decide.ts');
   appendEvent(policy.events.log, {
@@ -58,7 +66,11 @@ export async function runVolumeCreate(args: string[], globals: GlobalScan, flags
     reasons: decisions.map((d) => `${d.verdict} ${d.rule}: ${d.reason}`),
     ...(policy.mode === 'audit' ? { mode: 'audit' } : {}),
   });
-  if (p.refusal) throw new PolicyDenied(p.refusal.reason, p.refusal.rule);
+  if (j.refusal) throw new PolicyDenied(j.refusal.reason, j.refusal.rule);
   for (const d of decisions) if (d.verdict === 'warn') process.stderr.write(`gpuguard: warning: ${d.reason}\n`);
-  return passThrough(args, env);
+}
+
+export async function runVolumeCreate(args: string[], globals: GlobalScan, flagsFrom: number, target: LocalTarget, env: NodeJS.ProcessEnv): Promise<number> {
+  await enforce(await prepareVolumeCreate(args, globals, flagsFrom, target, env), args);
+  return (await import('./index.ts')).passThrough(args, env);
 }

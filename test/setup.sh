@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# gcc and libc6-dev build the native front (npm run build); jq is the bench's anchor runtime wrapper.
-PACKAGES=(docker.io runc containerd busybox-static docker-compose hyperfine gcc libc6-dev jq)
+# gcc and libc6-dev build the native front (npm run build); jq is the bench's anchor runtime wrapper;
+# python3-docker is docker-py, one of the SDKs the API face is tested with.
+PACKAGES=(docker.io runc containerd busybox-static docker-compose hyperfine gcc libc6-dev jq python3-docker)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

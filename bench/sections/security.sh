@@ -60,6 +60,16 @@ EOF
     -n 'docker create 5x-v bb (real)' "$as $real create $binds bb" \
     -n 'docker create bb (shim, security policy)' "$as $tmp/docker create bb" \
     -n 'docker create 5x-v bb (shim, security policy)' "$as $tmp/docker create $binds bb"
+  # The shim's own work alone: the same two lines with /bin/true as the "real" CLI (no docker, no daemon
+  # work to add noise), many more runs, in both orders (hyperfine runs one command after the other, and
+  # the load of a shared machine drifts between them).
+  local none="$as $tmp/docker create bb" five="$as $tmp/docker create $binds bb"
+  GPUGUARD_REAL_DOCKER=/bin/true hyperfine -N --warmup 5 --runs "${BENCH_RUNS:-200}" --style basic \
+    --export-markdown "$OUT/security-own-a.md" --export-json "$OUT/security-own-a.json" \
+    -n 'shim create bb, real CLI = /bin/true' "$none" -n 'shim create 5x-v bb, real CLI = /bin/true' "$five"
+  GPUGUARD_REAL_DOCKER=/bin/true hyperfine -N --warmup 5 --runs "${BENCH_RUNS:-200}" --style basic \
+    --export-markdown "$OUT/security-own-b.md" --export-json "$OUT/security-own-b.json" \
+    -n 'shim create 5x-v bb, real CLI = /bin/true' "$five" -n 'shim create bb, real CLI = /bin/true' "$none"
   unset DOCKER_HOST GPUGUARD_REAL_DOCKER GPUGUARD_POLICY
   # The cache entry root wrote for this policy file (keyed by its path) goes with the file.
   rm -f "$(node --import tsx -e "import('$PWD/src/policy/cache.ts').then((m) => console.log(m.POLICY_CACHE_DIR + '/policy-' + m.fnv1a('$tmp/policy.yaml') + '.json'))")"

@@ -13,6 +13,7 @@ const commands: Record<string, Command> = {
   who: { summary: 'who CONTAINER: the owner of a container and the evidence', run: async (a) => (await import('../ownership/cli.ts')).runWho(a) },
   install: { summary: 'install [--dry-run] [--concourse [DIR]] [--root DIR] …: put gpuguard in place (install.sh runs this)', run: async (a) => (await import('../install/index.ts')).runInstall(a) },
   uninstall: { summary: 'uninstall [--dry-run] [--root DIR]: undo every change install made, byte for byte', run: async (a) => (await import('../install/index.ts')).runUninstall(a) },
+  serve: { summary: 'serve [--listen PATH] [--upstream PATH]: the API face, deciding every Engine API request on the socket users reach (root)', run: async (a) => (await import('../api/index.ts')).serve(a) },
   reap: { summary: 'reap [--dry-run] [--json]: warn, stop and remove idle and over-age containers; host GPU processes (root, from a timer)', run: async (a) => (await import('../lifecycle/reap.ts')).run(a) },
   doctor: { summary: 'doctor [--json]: check the installation, one line per check', run: async (a) => (await import('../doctor/index.ts')).run(a) },
 };

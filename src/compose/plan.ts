@@ -11,7 +11,7 @@ import { GpuguardError, PolicyDenied } from '../errors.ts';
 import { dockerCLI, findRealDocker } from '../docker/gateway.ts';
 import { applyMode, decideCreate, overallDecision, type CreateRequest, type Decision } from '../policy/decide.ts';
 import type { EffectiveUser } from '../policy/effective.ts';
-import { labelKeys, type Interface } from '../policy/labels.ts';
+import { interfaceOfLabels, labelKeys } from '../policy/labels.ts';
 import type { Policy } from '../policy/schema.ts';
 import type { ComposeArgv } from './argv.ts';
 import { projectNameOf, selectComposeFiles } from './files.ts';
@@ -110,7 +110,7 @@ export async function planCompose(scan: ComposeArgv, exec: { real: string; prefi
   services.forEach((ask, i) => {
     const where = (key: string) => fileSetting(userDocs, ask.service, key) ?? sel.files[0]!;
     const req = createRequestOf(ask, where, runLabels);
-    const iface: Interface = 'devcontainer.local_folder' in ask.labels || 'devcontainer.config_file' in ask.labels ? 'devcontainer' : 'compose';
+    const iface = interfaceOfLabels(Object.keys(ask.labels), 'compose');
     const decisions = applyMode(
       [
         ...decideCreate(policy, user, req, { now, iface, ...(count !== undefined ? { containerCount: count + i } : {}), ...(countError ? { countError } : {}) }),

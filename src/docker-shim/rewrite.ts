@@ -6,7 +6,7 @@
  * the user wrote is reordered or re-quoted.
  */
 import type { EffectiveUser } from '../policy/effective.ts';
-import type { Interface } from '../policy/labels.ts';
+import { interfaceOfLabels, type Interface } from '../policy/labels.ts';
 import type { Policy } from '../policy/schema.ts';
 import { applyMode, decideCreate, firstRefusal, overallDecision, type CreateRequest, type Decision, type Setting } from '../policy/decide.ts';
 import { decideSecurity, type SecurityFacts, type SecurityRequest } from '../policy/security.ts';
@@ -90,7 +90,7 @@ export function createRequest(scan: RunScan, labelFiles: Record<string, string>)
 }
 
 export function interfaceOf(req: CreateRequest, face: Interface = 'docker'): Interface {
-  return req.labels.some((l) => l.key === 'devcontainer.local_folder' || l.key === 'devcontainer.config_file') ? 'devcontainer' : face;
+  return interfaceOfLabels(req.labels.map((l) => l.key), face);
 }
 
 const FLAG_OF: Record<Exclude<Setting['kind'], 'label'>, string> = {

@@ -7,7 +7,7 @@
 import { closeSync, fchmodSync, mkdirSync, openSync, writeSync, constants } from 'node:fs';
 import { dirname } from 'node:path';
 
-export type Face = 'docker' | 'compose' | 'runtime' | 'admin' | 'reap';
+export type Face = 'docker' | 'compose' | 'runtime' | 'admin' | 'reap' | 'api';
 /** `stop`, `remove`, `kill`: what the reaper did (`face: reap`). */
 export type Decision = 'allow' | 'rewrite' | 'deny' | 'warn' | 'error' | 'stop' | 'remove' | 'kill';
 

@@ -219,3 +219,67 @@ export function holdersByDevice(holdings: readonly Holding[]): Map<string, Holde
   for (const h of holdings) m.set(h.uuid, [...(m.get(h.uuid) ?? []), h.holder]);
   return m;
 }
+
+/** What a start would give back to a stopped container: its devices, or why not. */
+export type StartDecision = { ok: true; devices: GpuDevice[] } | { ok: false; rule: 'vanished' | 'taken' | 'max' | 'maxEquivalents'; message: string };
+
+const GPU_UUID = /^(GPU|MIG)-/;
+
+/**
+ * `docker start` of a stopped container that was given GPUs (pure; the
+ * shim and the API face both ask this). It keeps the devices it was created
+ * with, so refuse when one no longer exists (MIG slices re-created), when
+ * another user's holder has it now (`gpu.holdAfterStop` passed), or when
+ * starting it would put its owner over their GPU quota (the owner created
+ * other GPU containers while it was stopped). `holdings` must leave this
+ * container out; `owner` undefined (no known owner) skips the quota.
+ */
+export function decideStart(
+  c: { name: string; ids: readonly string[]; labels: Readonly<Record<string, string>> },
+  inventory: Inventory,
+  holdings: readonly Holding[],
+  owner: Requester | undefined,
+  labelPrefix: string,
+  holdAfterStop: string | number,
+): StartDecision {
+  const slots = (c.labels[`${labelPrefix}.gpu.allocated`] ?? '').split(',');
+  const uuids = (c.labels[`${labelPrefix}.gpu.uuid`] ?? '').split(',');
+  const slotOf = (id: string) => {
+    const i = uuids.indexOf(id);
+    return i >= 0 && slots[i] ? ` (slot ${slots[i]} when it was created)` : '';
+  };
+  const vanished = c.ids.filter((id) => GPU_UUID.test(id) && !inventory.devices.some((d) => d.uuid === id) && !inventory.gpus.some((g) => g.uuid === id));
+  if (vanished.length) {
+    return {
+      ok: false,
+      rule: 'vanished',
+      message: `container "${c.name}" was given GPU device ${vanished[0]}${slotOf(vanished[0]!)}, which no longer exists on this host (MIG slices re-created?); recreate it: docker rm ${c.name}, then docker run/create --gpus 1 … again (data in volumes is kept)`,
+    };
+  }
+  const devices = inventory.devices.filter((d) => c.ids.includes(d.uuid) || c.ids.includes(d.slot));
+  const labelled = { user: c.labels[`${labelPrefix}.user`] ?? '', uid: /^\d+$/.test(c.labels[`${labelPrefix}.uid`] ?? '') ? Number(c.labels[`${labelPrefix}.uid`]) : -1 };
+  const self = owner ?? labelled;
+  for (const d of devices) {
+    const other = holdings.find((h) => h.uuid === d.uuid && !(self.user && isMine(h.holder, self)));
+    if (other) {
+      return {
+        ok: false,
+        rule: 'taken',
+        message: `GPU ${d.slot} (${d.uuid}) of container "${c.name}" has been taken by ${other.holder.kind === 'container' ? `container "${other.holder.name}"` : 'a container being created'} since it stopped (gpu.holdAfterStop ${holdAfterStop} passed); recreate it to get a free device: docker rm ${c.name}, then docker run/create --gpus 1 … again`,
+      };
+    }
+  }
+  if (owner) {
+    const mine = heldBy(holdings, inventory, owner);
+    const added = devices.filter((d) => !mine.some((m) => m.device.uuid === d.uuid));
+    const holds = holdingText(mine);
+    if (mine.length + added.length > owner.quota.max) {
+      return { ok: false, rule: 'max', message: `starting "${c.name}" would give ${owner.user} ${mine.length + added.length} GPU devices and gpus.max is ${owner.quota.max}: ${holds}; stop or remove one of them first` };
+    }
+    const eq = sumEq(mine.map((m) => m.device)) + sumEq(added);
+    if (eq > owner.quota.maxEquivalents + EPS) {
+      return { ok: false, rule: 'maxEquivalents', message: `starting "${c.name}" would give ${owner.user} ${formatEquivalents(eq)} GPU and gpus.maxEquivalents is ${formatEquivalents(owner.quota.maxEquivalents)}: ${holds}; stop or remove one of them first` };
+    }
+  }
+  return { ok: true, devices };
+}

@@ -13,7 +13,7 @@ import { isoSeconds, labelKeys } from '../policy/labels.ts';
 import { resolveUser } from '../policy/effective.ts';
 import type { Policy } from '../policy/schema.ts';
 import { parseDuration } from '../policy/units.ts';
-import { allocate, isMine, type Allocation, type Holding } from './allocate.ts';
+import { allocate, decideStart, type Allocation, type Holding, type Requester } from './allocate.ts';
 import { loadInventory, type GpuDevice, type Inventory } from './inventory.ts';
 import { describeRequest, type GpuRequest } from './request.ts';
 import {
@@ -276,14 +276,12 @@ export async function grantGpus(o: GrantOptions): Promise<GpuGrant | undefined> 
   }
 }
 
-const UUID = /^(GPU|MIG)-/;
-
 /**
- * `docker start`: a stopped container keeps the device it was created with.
- * Refuse when that device no longer exists (MIG slices re-created after a
- * reboot) or another user's container holds it now; otherwise reserve it
- * while the start runs. Containers already running, and ones without GPUs,
- * pass.
+ * `docker start` in shim mode: a stopped container keeps the device it was
+ * created with; src/gpu/allocate.ts decideStart says whether it may have
+ * it back (vanished, taken, over its owner's quota). Under the GPU lock,
+ * with a reservation for the devices while the start runs. Containers
+ * already running, and ones without GPUs, pass.
  */
 export async function checkStart(o: { refs: string[]; policy: Policy; env: NodeJS.ProcessEnv; realDocker?: string }): Promise<void> {
   const { policy, env } = o;
@@ -301,42 +299,32 @@ export async function checkStart(o: { refs: string[]; policy: Policy; env: NodeJ
   const k = labelKeys(policy.labelPrefix);
   await withGpuLock(dir, async () => {
     for (const c of targets) {
-      const slots = (c.labels[k.gpuAllocated] ?? '').split(',');
-      const uuids = (c.labels[k.gpuUuid] ?? '').split(',');
-      const slotOf = (id: string) => {
-        const i = uuids.indexOf(id);
-        return i >= 0 && slots[i] ? ` (slot ${slots[i]} when it was created)` : '';
-      };
-      const vanished = c.ids.filter((id) => UUID.test(id) && !inventory.devices.some((d) => d.uuid === id) && !inventory.gpus.some((g) => g.uuid === id));
-      if (vanished.length) {
-        throw new PolicyDenied(
-          `container "${c.name}" was given GPU device ${vanished[0]}${slotOf(vanished[0]!)}, which no longer exists on this host (MIG slices re-created?); recreate it: docker rm ${c.name}, then docker run/create --gpus 1 … again (data in volumes is kept)`,
-          'gpus.vanished',
-        );
-      }
       const holdings = await currentHoldings({ dir, inventory, policy, env, exceptId: c.id, ...(o.realDocker ? { realDocker: o.realDocker } : {}) });
-      const owner = { user: c.labels[k.user] ?? '', uid: /^\d+$/.test(c.labels[k.uid] ?? '') ? Number(c.labels[k.uid]) : -1 };
-      const mine = inventory.devices.filter((d) => c.ids.includes(d.uuid) || c.ids.includes(d.slot));
-      for (const d of mine) {
-        const other = holdings.find((h) => h.uuid === d.uuid && !(owner.user && isMine(h.holder, owner)));
-        if (other) {
-          throw new PolicyDenied(
-            `GPU ${d.slot} (${d.uuid}) of container "${c.name}" has been taken by ${other.holder.kind === 'container' ? `container "${other.holder.name}"` : 'a container being created'} since it stopped (gpu.holdAfterStop ${policy.gpu.holdAfterStop} passed); recreate it to get a free device: docker rm ${c.name}, then docker run/create --gpus 1 … again`,
-            'gpus.taken',
-          );
-        }
-      }
-      if (mine.length) {
+      const owner = ownerRequester(policy, c.labels[k.user]);
+      const d = decideStart(c, inventory, holdings, owner, policy.labelPrefix, policy.gpu.holdAfterStop);
+      if (!d.ok) throw new PolicyDenied(d.message, `gpus.${d.rule}`);
+      if (d.devices.length) {
         writeReservation(dir, {
           // The file is the caller's (an admin may start another user's container).
           uid: process.getuid?.() ?? 0,
-          user: owner.user || 'unknown',
-          devices: mine.map((d) => d.uuid),
-          slots: mine.map((d) => d.slot),
+          user: owner?.user ?? (c.labels[k.user] || 'unknown'),
+          devices: d.devices.map((x) => x.uuid),
+          slots: d.devices.map((x) => x.slot),
           at: new Date().toISOString(),
           priority: Number(c.labels[k.gpuPriority] ?? 0) || 0,
         });
       }
     }
   });
+}
+
+/** The owner named by a container's label as an allocator requester (with their quota), if the user database knows them. */
+function ownerRequester(policy: Policy, user: string | undefined): Requester | undefined {
+  if (!user) return undefined;
+  try {
+    const who = resolveUser(policy, lookupUser(user));
+    return { user: who.user, uid: who.uid, quota: who.gpus };
+  } catch {
+    return undefined;
+  }
 }

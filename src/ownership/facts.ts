@@ -9,7 +9,7 @@ import { readFileSync, statSync } from 'node:fs';
 import type { ContainerDetails, DockerReader } from '../docker/gateway.ts';
 import { AIME_USER_LABEL, ownerOf, subjectOfInspect, subjectOfListed, type ListedContainer, type Owner, type OwnerFacts, type OwnerSubject, type UserEntry } from './detect.ts';
 
-function parsePasswd(line: string): UserEntry | undefined {
+export function parsePasswd(line: string): UserEntry | undefined {
   const [user, , uid] = line.split('\n')[0]!.split(':');
   return user && uid !== undefined && /^\d+$/.test(uid) ? { user, uid: Number(uid) } : undefined;
 }
@@ -34,9 +34,10 @@ export function userByUidAsync(uid: number): Promise<UserEntry | undefined> {
   });
 }
 
-export function hostFacts(images: Map<string, Record<string, string>>): OwnerFacts {
+/** A user by name or uid (as text) from getent, cached for the life of this lookup function. */
+export function getentLookup(): (key: string) => UserEntry | undefined {
   const byKey = new Map<string, UserEntry | undefined>();
-  const lookup = (key: string): UserEntry | undefined => {
+  return (key) => {
     if (byKey.has(key)) return byKey.get(key);
     // The user database in-process (sys/nss.ts): a `docker ps` over many containers asks it often.
     const found = passwdEntry(key);
@@ -44,6 +45,10 @@ export function hostFacts(images: Map<string, Record<string, string>>): OwnerFac
     byKey.set(key, entry);
     return entry;
   };
+}
+
+/** `lookup` answers by name or uid (the API face passes one whose answers expire; a shim process lives too briefly to care). */
+export function hostFacts(images: Map<string, Record<string, string>>, lookup: (key: string) => UserEntry | undefined = getentLookup()): OwnerFacts {
   return {
     imageLabels: (id) => images.get(id),
     userByUid: (uid) => lookup(String(uid)),
@@ -66,10 +71,15 @@ export function imagesToCheck(containers: readonly OwnerSubject[], prefix: strin
 }
 
 /** Owners of these subjects: one image-label read for all of them (the reader decides how: see gateway.ts). */
-async function ownersOfSubjects(reader: Pick<DockerReader, 'imageLabels'>, subjects: OwnerSubject[], prefix: string): Promise<{ owners: Owner[]; facts: OwnerFacts }> {
+async function ownersOfSubjects(
+  reader: Pick<DockerReader, 'imageLabels'>,
+  subjects: OwnerSubject[],
+  prefix: string,
+  lookup?: (key: string) => UserEntry | undefined,
+): Promise<{ owners: Owner[]; facts: OwnerFacts }> {
   const wanted = imagesToCheck(subjects, prefix);
   const images = wanted.length ? await reader.imageLabels(wanted) : new Map<string, Record<string, string>>();
-  const facts = hostFacts(images);
+  const facts = hostFacts(images, lookup);
   return { owners: subjects.map((c) => ownerOf(c, prefix, facts)), facts };
 }
 
@@ -87,6 +97,11 @@ export async function ownersOf(reader: Pick<DockerReader, 'imageLabels'>, contai
  * same rule and evidence as for inspected containers (detect.ts `ownerOf`).
  * For `docker ps`, `docker stats`, the API face's list filter and the reaper.
  */
-export async function ownersOfList(reader: Pick<DockerReader, 'imageLabels'>, list: readonly ListedContainer[], prefix: string): Promise<{ owners: Owner[]; facts: OwnerFacts }> {
-  return ownersOfSubjects(reader, list.map(subjectOfListed), prefix);
+export async function ownersOfList(
+  reader: Pick<DockerReader, 'imageLabels'>,
+  list: readonly ListedContainer[],
+  prefix: string,
+  lookup?: (key: string) => UserEntry | undefined,
+): Promise<{ owners: Owner[]; facts: OwnerFacts }> {
+  return ownersOfSubjects(reader, list.map(subjectOfListed), prefix, lookup);
 }

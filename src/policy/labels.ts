@@ -1,7 +1,22 @@
 /** The labels gpuguard puts on a container, under the policy's prefix. */
 import type { EffectiveUser } from './effective.ts';
 
-export type Interface = 'docker' | 'compose' | 'devcontainer';
+/** How a container was asked for: the docker CLI shim, compose, Dev Containers, or the Engine API face. */
+export type Interface = 'docker' | 'compose' | 'devcontainer' | 'api';
+
+/** Labels the Dev Containers CLI and compose put on what they create. */
+export const DEVCONTAINER_LABELS = ['devcontainer.local_folder', 'devcontainer.config_file'];
+export const COMPOSE_PROJECT_LABEL = 'com.docker.compose.project';
+
+/**
+ * The interface a create came through, from the labels its client set
+ * (Dev Containers over compose: it drives compose), else the face's own.
+ */
+export function interfaceOfLabels(keys: readonly string[], face: Interface): Interface {
+  if (keys.some((k) => DEVCONTAINER_LABELS.includes(k))) return 'devcontainer';
+  if (face === 'api' && keys.includes(COMPOSE_PROJECT_LABEL)) return 'compose';
+  return face;
+}
 
 export const labelKeys = (prefix: string) => ({
   managed: `${prefix}.managed`,

@@ -183,7 +183,18 @@ async function killDockerd(pid: number): Promise<void> {
 
 async function stopDockerd(d: PrivateDockerd): Promise<void> {
   live.delete(d);
+  // The bridges of its networks live in the host's network namespace and outlive dockerd and
+  // its data-root: left behind, they use up the default address pools for every later dockerd
+  // on the host ("could not find an available, non-overlapping IPv4 address pool").
+  const networks = alive(d.pid) ? (await d.docker(['network', 'ls', '--no-trunc', '-q', '--filter', 'driver=bridge'])).stdout.split('\n').filter(Boolean) : [];
   await killDockerd(d.pid);
+  for (const id of networks) {
+    try {
+      execFileSync('ip', ['link', 'delete', `br-${id.slice(0, 12)}`], { stdio: 'ignore' });
+    } catch {
+      /* not a bridge of ours (the default one, or already gone) */
+    }
+  }
   // Whatever is still mounted below the temp dir (overlays, netns, shm) goes, deepest first.
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')

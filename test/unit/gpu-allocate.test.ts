@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { allocate, candidates, type Holding, type Requester } from '../../src/gpu/allocate.ts';
+import { allocate, candidates, decideStart, type Holding, type Requester } from '../../src/gpu/allocate.ts';
 import { parseInventory } from '../../src/gpu/inventory.ts';
 import { normaliseGpuRequest, type GpuFlags } from '../../src/gpu/request.ts';
 import { gpuIdsOf, holdingsFromContainers, containerGpus } from '../../src/gpu/state.ts';
@@ -205,4 +205,25 @@ test('gpus table: free rows, holder unknown without label', () => {
   assert.match(table[0]!, /^SLOT +UUID +PROFILE +USER +CONTAINER +STATE +HELD SINCE$/);
   assert.match(table[2]!, new RegExp(`^0\\.1 +${uuid} +1g\\.10gb +unknown +raw +running +2026-11-23T17:58:00Z \\(2m\\)$`));
   assert.match(table[1]!, /^0\.0 +MIG-\S+ +3g\.40gb +- +- +free +-$/);
+});
+
+test('start of a stopped GPU container (shim and API face alike): vanished, taken, and the owner\'s quota', () => {
+  const d0 = seven.devices[0]!;
+  const d1 = seven.devices[1]!;
+  const c = (ids: string[]) => ({ name: 'job', ids, labels: { 'ds01.user': 'alice', 'ds01.uid': '1001', 'ds01.gpu.allocated': '0.0', 'ds01.gpu.uuid': ids.join(',') } });
+  const start = (ids: string[], holdings: Holding[], owner: Requester | undefined) => decideStart(c(ids), seven, holdings, owner, 'ds01', '30m');
+  const ok = start([d0.uuid], [], alice({ max: 1 }));
+  assert.deepEqual(ok.ok && ok.devices.map((d) => d.slot), [d0.slot]);
+  const gone = start(['MIG-00000000-dead-beef-0000-000000000000'], [], alice());
+  assert.equal(gone.ok || gone.rule, 'vanished');
+  const taken = start([d0.uuid], [hold(seven, d0.slot, 'bob', 1002)], alice());
+  assert.equal(taken.ok || taken.rule, 'taken');
+  assert.equal(start([d0.uuid], [hold(seven, d0.slot, 'alice', 1001, 'other-of-hers')], alice({ max: 2 })).ok, true, 'her own other container sharing it');
+  // she made another GPU container while this one was stopped: starting it would be two, and her quota is one
+  const over = start([d0.uuid], [hold(seven, d1.slot, 'alice', 1001, 'newer')], alice({ max: 1 }));
+  assert.equal(over.ok || over.rule, 'max');
+  assert.match(over.ok ? '' : over.message, /starting "job" would give alice 2 GPU devices and gpus.max is 1/);
+  const eq = start([d0.uuid], [hold(seven, d1.slot, 'alice', 1001, 'newer')], alice({ max: 5, maxEquivalents: 1 / 7 }));
+  assert.equal(eq.ok || eq.rule, 'maxEquivalents');
+  assert.equal(start([d0.uuid], [hold(seven, d1.slot, 'alice', 1001, 'newer')], undefined).ok, true, 'no known owner: no quota to apply');
 });

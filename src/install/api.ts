@@ -237,7 +237,6 @@ export function faceSocketUnit(s: ApiState): string {
 # Change api.listen, api.group or api.mode in the policy and run install.sh --api again.
 [Unit]
 Description=gpuguard API face socket (the Docker socket users reach)
-Documentation=man:dockerd(8)
 
 [Socket]
 ListenStream=${unitPath(s.listen)}

@@ -269,7 +269,15 @@ describe('doctor on a systemd tree installed with --api (configuration only: no 
     assert.match(line(d.lines, 'dockerd-socket').message, /no socket at api\.upstream \/run\/gpuguard-dockerd\/docker\.sock/);
     assert.equal(line(d.lines, 'shim-on-path').status, 'ok');
     assert.equal(line(d.lines, 'dockerd-tcp').status, 'ok');
+    assert.equal(line(d.lines, 'api-config'), undefined, 'the policy and the install agree');
     assert.equal(d.code, 2);
+    // The admin moves the face in the policy but does not run install.sh --api again: the units still say otherwise.
+    const policy = join(root, 'etc/gpuguard/policy.yaml');
+    writeFileSync(policy, readFileSync(policy, 'utf8').replace('listen: /var/run/docker.sock', 'listen: /run/gpuguard-face.sock'));
+    const moved = line((await doctor(root)).lines, 'api-config');
+    assert.equal(moved.status, 'warn');
+    assert.match(moved.message, /the policy's api \(listen \/run\/gpuguard-face\.sock, upstream \/run\/gpuguard-dockerd\/docker\.sock\) differs from what install\.sh set up \(listen \/var\/run\/docker\.sock/);
+    assert.match(moved.fix!, /run install\.sh --api again/);
   });
 
   test('dockerd-tcp: TCP from a docker.socket drop-in, or from DOCKER_OPTS; tlsverify makes it an authenticated listener', async (t) => {

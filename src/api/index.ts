@@ -18,7 +18,7 @@ import { loadPolicy, policyPath } from '../policy/load.ts';
 import { serveConnection } from './conn.ts';
 import { makeDecider, type FaceState } from './decide.ts';
 import { Owners } from './owners.ts';
-import { peerCred } from './peercred.ts';
+import { peerCred, raiseSendBuffer } from './sockopt.ts';
 import { Pipe, pipeHandlers, type RawSocket } from './stream.ts';
 import { upstreamProblem, Upstream } from './upstream.ts';
 import { UserDb } from './users.ts';
@@ -152,6 +152,7 @@ export async function serve(args: string[]): Promise<number> {
         pipe.destroy();
         return;
       }
+      raiseSendBuffer(s.fd);
       const track = { busy: false };
       connections.set(pipe, track);
       void serveConnection(pipe, cred, { upstream, decide, draining: () => draining, onError, track: (busy) => (track.busy = busy) })

@@ -7,6 +7,7 @@
 import { lstatSync } from 'node:fs';
 import { GpuguardError } from '../errors.ts';
 import { Pipe, pipeHandlers, type RawSocket } from './stream.ts';
+import { raiseSendBuffer } from './sockopt.ts';
 
 declare const Bun: {
   connect(opts: { unix: string; allowHalfOpen?: boolean; data?: unknown; socket: unknown }): Promise<unknown>;
@@ -57,6 +58,7 @@ export class Upstream {
           ...pipeHandlers,
           open(s: { data: Pipe } & RawSocket) {
             s.data = new Pipe(s);
+            raiseSendBuffer(s.fd);
           },
           connectError() {},
         },

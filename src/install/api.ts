@@ -34,6 +34,7 @@ import { squattable } from '../sys/root-only.ts';
 import { dockerdFlags, parseHost, parseListenStream, samePath, type DockerdFlags } from './dockerd-hosts.ts';
 import type { DaemonConfig } from './daemon-json.ts';
 import type { InstallOptions } from './layout.ts';
+import { lexists } from './state.ts';
 import { execArgv, listSetting, loadUnit, parseEnvironmentFile, serviceEnvironment, splitCommand, type LoadedUnit } from './systemd-units.ts';
 
 /** The face's systemd units: FACE_UNIT.socket and FACE_UNIT.service. */
@@ -121,7 +122,7 @@ export interface DockerdLaunch {
 
 /** How dockerd is started here: docker.service's ExecStart (systemd) or /etc/default/docker (sysvinit), and the live command line. */
 export function dockerdLaunch(root: string, host: (view: string) => string, pidfile: string | undefined): DockerdLaunch {
-  const systemd = exists(host('/run/systemd/system'));
+  const systemd = lexists(host('/run/systemd/system'));
   const sources: DockerdLaunch['sources'] = [];
   const service = systemd ? loadUnit('docker.service', host) : undefined;
   const socket = systemd ? loadUnit('docker.socket', host) : undefined;
@@ -153,14 +154,6 @@ export function dockerdLaunch(root: string, host: (view: string) => string, pidf
   return { sources, systemd, service, socket };
 }
 
-function exists(p: string): boolean {
-  try {
-    lstatSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * Decide how dockerd moves behind the face, or refuse with the reason and the

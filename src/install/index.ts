@@ -20,7 +20,7 @@ import { mergeApiHosts, mergeDaemonConfig, parseDaemonJson, formatDaemonJson, un
 import { divert, listDiversions, owningPackage, undivert } from './dpkg.ts';
 import { DEFAULTS, INSTALL_USAGE, parseInstallArgs, RUNTIME_NAME, type InstallOptions, type Loc } from './layout.ts';
 import { ensureApiKey, ensurePolicyKeys, examplePolicy } from './policy-file.ts';
-import { hostPath, readState, statePath, type Change, type InstallState } from './state.ts';
+import { hostPath, lexists, readState, statePath, type Change, type InstallState } from './state.ts';
 import { execFileSync } from 'node:child_process';
 import { reloadDockerd, verifyRuntime, waitForInfo } from './dockerd.ts';
 import { FRONT_NAME, GPUGUARD_NAME } from '../front/identity.ts';
@@ -52,15 +52,6 @@ export async function runUninstall(args: string[], out: Out = (l) => console.log
 function requireRoot(opts: InstallOptions, verb: string): void {
   if (opts.root === '/' && !opts.dryRun && process.getuid?.() !== 0) {
     throw new GpuguardError(`${verb} changes /usr, /etc and dockerd: run it as root (sudo ./install.sh${verb === 'uninstall' ? ' --uninstall' : ''}), or see the plan with --dry-run`, 1);
-  }
-}
-
-function lexists(p: string): boolean {
-  try {
-    lstatSync(p);
-    return true;
-  } catch {
-    return false;
   }
 }
 

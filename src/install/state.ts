@@ -3,7 +3,7 @@
  * made, in order, so `--uninstall` can undo them in reverse and `doctor`
  * knows the layout.
  */
-import { readFileSync } from 'node:fs';
+import { lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GpuguardError } from '../errors.ts';
 import { STATE_FILE, type Loc } from './layout.ts';
@@ -72,5 +72,15 @@ export function readState(stateDir: Loc): InstallState | undefined {
     return JSON.parse(text) as InstallState;
   } catch (err) {
     throw new GpuguardError(`${statePath(stateDir)}: not valid JSON; it records what install.sh changed: restore it from a backup, or remove it to start over`, 1, { cause: err });
+  }
+}
+
+/** Whether anything (a dangling symlink too) is at `p`. */
+export function lexists(p: string): boolean {
+  try {
+    lstatSync(p);
+    return true;
+  } catch {
+    return false;
   }
 }

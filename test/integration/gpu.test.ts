@@ -341,7 +341,15 @@ test('a reservation lives as long as its docker command, and not a moment longer
     .filter((pid) => existsSync(`/proc/${pid}`)); // other users' void records stay until their owners clean them
   assert.equal(pids.length, 1);
   process.kill(pids[0]!, 'SIGKILL');
-  while (existsSync(`/proc/${pids[0]}`) && !readFileSync(`/proc/${pids[0]}/stat`, 'utf8').includes(') Z ')) await sleep(20);
+  // Until it is gone or a zombie; it may vanish between any two reads of /proc.
+  const running = (pid: number) => {
+    try {
+      return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+    } catch {
+      return false;
+    }
+  };
+  while (running(pids[0]!)) await sleep(20);
   await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
   const after = await asUser('ggu2', env, ['create', '--gpus', '1', 'bb']);
   assert.equal(after.code, 0, `killed: the slice is free at once (${after.stderr})`);

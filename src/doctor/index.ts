@@ -19,6 +19,8 @@ import { hostPath, readState, type InstallState } from '../install/state.ts';
 import type { DaemonConfig } from '../install/daemon-json.ts';
 import type { ContainerDetails, DaemonInfo } from '../docker/gateway.ts';
 import { checkGpuDeviceFiles, checkReaper } from './lifecycle.ts';
+import { bindRootMounts, judgeBindMounts } from './binds.ts';
+import { passwdEntry } from '../sys/nss.ts';
 import type { ApiDoctorContext } from './api.ts';
 
 export type Status = 'ok' | 'warn' | 'fail';
@@ -156,6 +158,7 @@ class Doctor {
     this.checkEventLog();
     this.checkLifecycle();
     this.checkCgroupDriver();
+    this.checkBindMounts();
     await this.checkBypasses();
     const { checkApi, checkTcp } = await import('./api.ts');
     const ctx = this.apiContext();
@@ -440,6 +443,25 @@ class Doctor {
   private checkLifecycle(): void {
     const ctx = { root: this.o.root, policy: this.policy, stateDir: this.o.stateDir.host, host: (v: string) => this.host(v) };
     for (const f of [checkReaper(ctx), checkGpuDeviceFiles(ctx)]) this.add(f.check, f.status, f.message, f.fix);
+  }
+
+  /** Can root in a user's container leave a setuid program in a bind the policy allows? (./binds.ts) */
+  private checkBindMounts(): void {
+    const security = this.policy.security;
+    if (!security || this.o.root !== '/') return; // no security block: nothing restricts binds at all; another root: not this host's mounts
+    const name = this.sampleUser();
+    const home = name ? passwdEntry(name)?.home : undefined;
+    const remap = this.daemon?.['userns-remap'];
+    const options = (this.info as { SecurityOptions?: unknown } | undefined)?.SecurityOptions;
+    const userns = (typeof remap === 'string' && remap !== '') || (Array.isArray(options) && options.some((o) => typeof o === 'string' && o.split(',').includes('name=userns')));
+    let roots;
+    try {
+      roots = bindRootMounts(security, { user: name ?? 'nobody', ...(home ? { home } : {}) });
+    } catch (err) {
+      return this.add('bind-mounts', 'warn', `cannot read this host's mounts: ${(err as Error).message}`, 'run doctor as root on the host itself');
+    }
+    const v = judgeBindMounts(roots, userns);
+    this.add('bind-mounts', v.status, `${v.message}${name ? ` (roots as ${name} gets them)` : ''}`, v.fix);
   }
 
   private checkCgroupDriver(): void {

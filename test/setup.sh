@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 # gcc and libc6-dev build the native front (npm run build); jq is the bench's anchor runtime wrapper;
 # python3-docker is docker-py, one of the SDKs the API face is tested with.
-PACKAGES=(docker.io runc containerd busybox-static docker-compose hyperfine gcc libc6-dev jq python3-docker)
+PACKAGES=(docker.io runc containerd busybox-static docker-compose hyperfine gcc libc6-dev jq python3-docker iproute2)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

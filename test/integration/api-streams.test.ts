@@ -61,6 +61,17 @@ const sha256 = (path: string) =>
   });
 
 /** The sockets the face holds open (its listener, clients, dockerd), by inode. */
+/** Each unix socket's send buffer (`ss -xm`: skmem tb), by inode. */
+async function sendBufferByInode(): Promise<Map<string, number>> {
+  const r = await run('ss', ['-xmH']);
+  const out = new Map<string, number>();
+  for (const line of r.stdout.split('\n')) {
+    const m = /^\S+\s+\S+\s+\d+\s+\d+\s+\S+\s+(\d+)\s.*\btb(\d+)/.exec(line);
+    if (m) out.set(m[1]!, Number(m[2]));
+  }
+  return out;
+}
+
 const faceSockets = () =>
   new Set(
     readdirSync(`/proc/${face!.pid}/fd`).flatMap((fd) => {
@@ -122,7 +133,7 @@ test('docker logs -f streams; when the client goes away the face closes its side
 });
 
 test('an idle long response (docker events, nothing happening): the client going away closes the face\'s side at once', async (t) => {
-  if (missing(t, { root: true, commands: ['dockerd', 'runuser'] }) || !face) return;
+  if (missing(t, { root: true, commands: ['dockerd', 'runuser', 'ss'] }) || !face) return;
   assert.equal((await alice(['logs', '--tail', '1', 'ticker'])).code, 0);
   const before = faceSockets();
   const child = spawn('runuser', ['-u', 'alice', '--', CLI20, 'events', '--filter', 'type=plugin'], { env: { DOCKER_HOST: face.host, HOME: home, PATH: process.env.PATH }, detached: true });
@@ -132,6 +143,9 @@ test('an idle long response (docker events, nothing happening): the client going
     streaming = [...faceSockets()].filter((s) => !before.has(s));
   }
   assert.ok(streaming.length >= 2, `a client and an upstream connection: ${streaming.join(' ')}`);
+  // Both carry the face's 1 MiB send buffer (sockopt.ts; the kernel reports it doubled): docker cp's throughput.
+  const sendBuffers = await sendBufferByInode();
+  for (const sock of streaming) assert.ok((sendBuffers.get(sock.slice('socket:['.length, -1)) ?? 0) >= 2 << 20, `${sock}: send buffer ${sendBuffers.get(sock.slice('socket:['.length, -1))}`);
   process.kill(-child.pid!, 'SIGKILL');
   await new Promise((r) => child.once('exit', r));
   let left = streaming;

@@ -11,9 +11,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { FIXTURES, IS_ROOT, ensureTestUsers, missing, runAs, startDockerd, startFace, type PrivateDockerd, type RunningFace } from '../harness/index.ts';
+import { makeSecurityHost, securityPolicy } from '../fixtures/security/host.ts';
 import { shellWords } from '../../src/docker-shim/quote.ts';
 import { forgetCacheEntries } from './runtime-cache-cleanup.ts';
 
@@ -42,31 +43,9 @@ before(async () => {
   d = await startDockerd();
   dir = mkdtempSync('/tmp/gg-apisec-');
   chmodSync(dir, 0o755);
-  for (const sub of ['srv/datasets', 'srv/proj', 'srv/alice-private', 'scratch/bob']) mkdirSync(join(dir, sub), { recursive: true });
-  // As in the shim's security test: datasets everyone reads, a project dir everyone writes, alice's own.
-  chmodSync(join(dir, 'srv/proj'), 0o1777);
-  chownSync(join(dir, 'srv/alice-private'), Number(execFileSync('id', ['-u', 'alice'], { encoding: 'utf8' })), 0);
-  chmodSync(join(dir, 'srv/alice-private'), 0o700);
-  chownSync(join(dir, 'scratch/bob'), Number(execFileSync('id', ['-u', 'bob'], { encoding: 'utf8' })), 0);
+  makeSecurityHost(dir); // the host the corpus is judged on, as in the shim's security test
   policy = join(dir, 'policy.yaml');
-  writeFileSync(
-    policy,
-    `version: 1
-admins: ["@ds01-admin"]
-defaults: {group: students}
-groups:
-  students: {members: ["@gg-students"]}
-security:
-  privileged: false
-  capAdd: [SYS_PTRACE]
-  devices: false
-  hostNamespaces: false
-  otherUsersContainers: false
-  unconfined: false
-  binds: ["{home}", "${dir}/srv/*", "${dir}/scratch/{user}"]
-events: {log: ${dir}/events.jsonl}
-`,
-  );
+  writeFileSync(policy, securityPolicy(dir, { events: `${dir}/events.jsonl` }));
   chmodSync(policy, 0o644);
   const bobHome = homeOf('bob');
   const aliceHome = homeOf('alice');

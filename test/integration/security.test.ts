@@ -12,9 +12,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { BINARY, FIXTURES, IS_ROOT, ensureTestUsers, installFace, missing, runAs, startDockerd, type PrivateDockerd } from '../harness/index.ts';
+import { makeSecurityHost, securityPolicy } from '../fixtures/security/host.ts';
 import { shellWords } from '../../src/docker-shim/quote.ts';
 
 interface Escape {
@@ -60,34 +61,12 @@ before(async () => {
   mkdirSync(bin);
   shim = installFace(bin, 'docker');
   installFace(bin, 'docker-compose');
-  for (const sub of ['srv/datasets', 'srv/proj', 'srv/alice-private', 'scratch/bob']) mkdirSync(join(dir, sub), { recursive: true });
-  writeFileSync(join(dir, 'srv/datasets/README'), 'shared data\n');
-  // /srv/*: datasets everyone reads (root's, 0755), a project dir everyone writes (1777), alice's own (0700).
-  chmodSync(join(dir, 'srv/proj'), 0o1777);
-  chownSync(join(dir, 'srv/alice-private'), Number(execFileSync('id', ['-u', 'alice'], { encoding: 'utf8' })), 0);
-  chmodSync(join(dir, 'srv/alice-private'), 0o700);
-  chownSync(join(dir, 'scratch/bob'), Number(execFileSync('id', ['-u', 'bob'], { encoding: 'utf8' })), 0);
+  makeSecurityHost(dir);
   events = join(dir, 'events.jsonl');
   writeFileSync(events, '');
   chmodSync(events, 0o666);
-  const policy = (mode: string) => `version: 1
-mode: ${mode}
-admins: ["@ds01-admin"]
-defaults: {group: students}
-groups:
-  students: {members: ["@gg-students"]}
-security:
-  privileged: false
-  capAdd: [SYS_PTRACE]
-  devices: false
-  hostNamespaces: false
-  otherUsersContainers: false
-  unconfined: false
-  binds: ["{home}", "${dir}/srv/*", "${dir}/scratch/{user}"]
-events: {log: ${events}}
-`;
-  writeFileSync(join(dir, 'policy.yaml'), policy('enforce'));
-  writeFileSync(join(dir, 'audit.yaml'), policy('audit'));
+  writeFileSync(join(dir, 'policy.yaml'), securityPolicy(dir, { mode: 'enforce', events }));
+  writeFileSync(join(dir, 'audit.yaml'), securityPolicy(dir, { mode: 'audit', events }));
 
   // bob's own corner of his home: data, and links that point out of it.
   const bobHome = homeOf('bob');

@@ -11,10 +11,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { FIXTURES, IS_ROOT, ensureTestUsers, missing, runAs, startDockerd, startFace, type PrivateDockerd, type RunningFace } from '../harness/index.ts';
-import { makeSecurityHost, securityPolicy } from '../fixtures/security/host.ts';
+import { corpusVars, homeOf, makeBobCorner, makeCorpusObjects, makeSecurityHost, securityPolicy } from '../fixtures/security/host.ts';
 import { shellWords } from '../../src/docker-shim/quote.ts';
 import { forgetCacheEntries } from './runtime-cache-cleanup.ts';
 
@@ -35,7 +35,6 @@ let dir = '';
 let bobDir = '';
 let policy = '';
 const vars: Record<string, string> = {};
-const homeOf = (user: string) => execFileSync('getent', ['passwd', user], { encoding: 'utf8' }).split(':')[5]!;
 
 before(async () => {
   if (!IS_ROOT) return;
@@ -47,36 +46,15 @@ before(async () => {
   policy = join(dir, 'policy.yaml');
   writeFileSync(policy, securityPolicy(dir, { events: `${dir}/events.jsonl` }));
   chmodSync(policy, 0o644);
-  const bobHome = homeOf('bob');
-  const aliceHome = homeOf('alice');
-  bobDir = join(bobHome, `gg-apisec-${process.pid}`);
-  mkdirSync(join(bobDir, 'data'), { recursive: true });
-  symlinkSync('/etc', join(bobDir, 'etc-link'));
-  symlinkSync(aliceHome, join(bobDir, 'alice-link'));
-  symlinkSync(d.socket, join(bobDir, 'sock-link'));
-  execFileSync('chown', ['-R', 'bob:', bobDir]);
-  chmodSync(bobHome, 0o755);
+  bobDir = makeBobCorner(`gg-apisec-${process.pid}`, d.socket);
   const ok = async (args: string[]) => {
     const r = await d!.docker(args);
     assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
     return r.stdout.trim();
   };
   // Straight on dockerd (root): another user's container and bind volume, one of bob's, one nobody's.
-  const aliceId = await ok(['run', '-d', '--name', 'gg-sec-alice', '--ipc', 'shareable', '--label', 'ds01.user=alice', '-v', '/data', 'bb', 'sleep', '600']);
-  await ok(['create', '--name', 'gg-sec-bobs', '--label', 'ds01.user=bob', '-v', '/data', 'bb']);
-  await ok(['create', '--name', 'gg-sec-nobody', '-v', '/data', 'bb']);
-  await ok(['volume', 'create', '-o', 'type=none', '-o', 'o=bind', '-o', `device=${aliceHome}`, 'gg-sec-alicevol']);
-  await ok(['volume', 'create', 'gg-sec-plain']);
-  Object.assign(vars, {
-    '@BOB@': bobDir,
-    '@SOCK@': d.socket,
-    '@ALICE_HOME@': aliceHome,
-    '@ALICE_ID@': aliceId.slice(0, 12),
-    '@ALICE_VIA_DOTDOT@': `${bobHome}/../${relative(dirname(bobHome), aliceHome)}`,
-    '@UP@': '../'.repeat(bobDir.split('/').filter(Boolean).length),
-    '@SRV@': join(dir, 'srv'),
-    '@SCRATCH@': join(dir, 'scratch'),
-  });
+  const aliceId = await makeCorpusObjects(ok);
+  Object.assign(vars, corpusVars({ dir, bobDir, socket: d.socket, aliceId }));
   face = await startFace(d, { policy, socketGroup: 'gg-docker' });
 });
 

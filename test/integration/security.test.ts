@@ -13,9 +13,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { join } from 'node:path';
 import { BINARY, FIXTURES, IS_ROOT, ensureTestUsers, installFace, missing, runAs, startDockerd, type PrivateDockerd } from '../harness/index.ts';
-import { makeSecurityHost, securityPolicy } from '../fixtures/security/host.ts';
+import { corpusVars, homeOf, makeBobCorner, makeCorpusObjects, makeSecurityHost, securityPolicy } from '../fixtures/security/host.ts';
 import { shellWords } from '../../src/docker-shim/quote.ts';
 
 interface Escape {
@@ -49,7 +49,6 @@ let bobDir = '';
 let env: Record<string, string> = {};
 let auditEnv: Record<string, string> = {};
 const vars: Record<string, string> = {};
-const homeOf = (user: string) => execFileSync('getent', ['passwd', user], { encoding: 'utf8' }).split(':')[5]!;
 
 before(async () => {
   if (!IS_ROOT) return;
@@ -69,15 +68,8 @@ before(async () => {
   writeFileSync(join(dir, 'audit.yaml'), securityPolicy(dir, { mode: 'audit', events }));
 
   // bob's own corner of his home: data, and links that point out of it.
+  bobDir = makeBobCorner(`gg-sec-${process.pid}`, d.socket);
   const bobHome = homeOf('bob');
-  const aliceHome = homeOf('alice');
-  bobDir = join(bobHome, `gg-sec-${process.pid}`);
-  mkdirSync(join(bobDir, 'data'), { recursive: true });
-  symlinkSync('/etc', join(bobDir, 'etc-link'));
-  symlinkSync(aliceHome, join(bobDir, 'alice-link'));
-  symlinkSync(d.socket, join(bobDir, 'sock-link'));
-  execFileSync('chown', ['-R', 'bob:', bobDir]);
-  chmodSync(bobHome, 0o755);
 
   const base = { DOCKER_HOST: d.host, GPUGUARD_REAL_DOCKER: d.realDocker, HOME: bobHome, PATH: `${bin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin` };
   env = { ...base, GPUGUARD_POLICY: join(dir, 'policy.yaml') };
@@ -89,24 +81,9 @@ before(async () => {
     assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
     return r.stdout.trim();
   };
-  const aliceId = await ok(['run', '-d', '--name', 'gg-sec-alice', '--ipc', 'shareable', '--label', 'ds01.user=alice', '-v', '/data', 'bb', 'sleep', '600']);
-  await ok(['create', '--name', 'gg-sec-bobs', '--label', 'ds01.user=bob', '-v', '/data', 'bb']);
+  const aliceId = await makeCorpusObjects(ok);
   await ok(['run', '-d', '--name', 'gg-sec-bobrun', '--label', 'ds01.user=bob', 'bb', 'sleep', '600']);
-  await ok(['create', '--name', 'gg-sec-nobody', '-v', '/data', 'bb']);
-  await ok(['volume', 'create', '-o', 'type=none', '-o', 'o=bind', '-o', `device=${aliceHome}`, 'gg-sec-alicevol']);
-  await ok(['volume', 'create', 'gg-sec-plain']);
-
-  Object.assign(vars, {
-    '@BOB@': bobDir,
-    '@SOCK@': d.socket,
-    '@ALICE_HOME@': aliceHome,
-    '@ALICE_ID@': aliceId.slice(0, 12),
-    // bob's home, then .. to alice's: /home/bob/../alice
-    '@ALICE_VIA_DOTDOT@': `${bobHome}/../${relative(dirname(bobHome), aliceHome)}`,
-    '@UP@': '../'.repeat(bobDir.split('/').filter(Boolean).length),
-    '@SRV@': join(dir, 'srv'),
-    '@SCRATCH@': join(dir, 'scratch'),
-  });
+  Object.assign(vars, corpusVars({ dir, bobDir, socket: d.socket, aliceId }));
 });
 
 after(async () => {

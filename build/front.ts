@@ -28,6 +28,7 @@ import { EDITED_COMMANDS, GLOBAL_VALUE } from '../src/oci-hook/args.ts';
 import { CACHE_DIR, DEFAULT_RUNTIME_PATH } from '../src/oci-hook/real-runtime.ts';
 import { CONTAINER_ALIASES, GUARDED } from '../src/ownership/commands.ts';
 import { DEFAULT_POLICY_PATH } from '../src/policy/load.ts';
+import { DEFAULT_DECIDER_SOCKET, FRONT_WAIT_SECONDS } from '../src/decider/protocol.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -151,6 +152,8 @@ export function header(t: DockerTable): string {
 #define RUNTIME_CACHE_DIR ${c(CACHE_DIR)}
 #define DEFAULT_RUNTIME_PATH ${c(DEFAULT_RUNTIME_PATH)}
 #define COMPOSE_COMMAND ${c(COMPOSE_COMMAND)}
+#define DECIDER_SOCKET ${c(DEFAULT_DECIDER_SOCKET)}
+#define DECIDER_WAIT_SECONDS ${FRONT_WAIT_SECONDS}
 
 enum route { PASS = 0, GPUGUARD = 1 };
 

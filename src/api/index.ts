@@ -9,8 +9,8 @@
  * and the old one kept).
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, lstatSync, unlinkSync } from 'node:fs';
-import { connect } from 'node:net';
+import { chmodSync, chownSync, unlinkSync } from 'node:fs';
+import { clearListenPath as clearPath } from '../sys/listen-path.ts';
 import pkg from '../../package.json' with { type: 'json' };
 import { errorLine, GpuguardError, UsageError } from '../errors.ts';
 import { SerialAllocator } from '../gpu/serial.ts';
@@ -71,31 +71,11 @@ function gidOf(group: string): number {
   }
 }
 
-/** Is something listening at this unix socket path? */
-function listening(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ path });
-    const done = (v: boolean) => {
-      s.destroy();
-      resolve(v);
-    };
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-    setTimeout(() => done(false), 2000).unref();
-  });
-}
-
 /** Make room for the listening socket: a live one is an error, a stale one (nobody listening) is replaced. */
 async function clearListenPath(path: string): Promise<void> {
-  let st;
-  try {
-    st = lstatSync(path);
-  } catch {
-    return;
-  }
-  if (!st.isSocket()) throw new ServeError(`${path} exists and is not a socket; move it away or set api.listen / --listen to another path`);
-  if (await listening(path)) throw new ServeError(`${path} is in use: something (dockerd, or another gpuguard serve) already listens there; stop it or listen elsewhere (--listen)`);
-  unlinkSync(path);
+  const problem = await clearPath(path);
+  if (problem === 'is not a socket') throw new ServeError(`${path} exists and is not a socket; move it away or set api.listen / --listen to another path`);
+  if (problem === 'is in use') throw new ServeError(`${path} is in use: something (dockerd, or another gpuguard serve) already listens there; stop it or listen elsewhere (--listen)`);
 }
 
 /** systemd socket activation: the listening socket is fd 3 when LISTEN_PID is us. */

@@ -14,6 +14,7 @@ const commands: Record<string, Command> = {
   install: { summary: 'install [--dry-run] [--concourse [DIR]] [--root DIR] …: put gpuguard in place (install.sh runs this)', run: async (a) => (await import('../install/index.ts')).runInstall(a) },
   uninstall: { summary: 'uninstall [--dry-run] [--root DIR]: undo every change install made, byte for byte', run: async (a) => (await import('../install/index.ts')).runUninstall(a) },
   serve: { summary: 'serve [--listen PATH] [--upstream PATH]: the API face, deciding every Engine API request on the socket users reach (root)', run: async (a) => (await import('../api/index.ts')).serve(a) },
+  decider: { summary: 'decider [--listen PATH] [--docker-socket PATH]: decide docker run/create/ps for the native front without a Bun start per call (root)', run: async (a) => (await import('../decider/index.ts')).run(a) },
   reap: { summary: 'reap [--dry-run] [--json]: warn, stop and remove idle and over-age containers; host GPU processes (root, from a timer)', run: async (a) => (await import('../lifecycle/reap.ts')).run(a) },
   doctor: { summary: 'doctor [--json]: check the installation, one line per check', run: async (a) => (await import('../doctor/index.ts')).run(a) },
 };

@@ -30,7 +30,7 @@ export async function composeFromDocker(args: string[], globals: GlobalScan, tar
   const composeArgs = args.slice(globals.commandIndex + 1);
   const scan = scanComposeArgv(composeArgs, 'v2');
   const prefix = [...args.slice(0, globals.commandIndex), 'compose'];
-  if (!createsContainers(scan)) return (await import('./index.ts')).passThrough(args, env);
+  if (!createsContainers(scan)) return (await import('./index.ts')).realDockerCli(env).then((real) => execve(real, [process.argv0, ...args], env));
   const real = await (await import('./index.ts')).realDockerCli(env);
   const p = await prepareCompose(scan, { real, prefix }, target, env);
   return runPrepared(p, args, env);

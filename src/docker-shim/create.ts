@@ -17,7 +17,7 @@ import { hasContainerQuota, resolveUser, type EffectiveUser } from '../policy/ef
 import { currentIdentity } from '../policy/identity.ts';
 import { labelKeys } from '../policy/labels.ts';
 import type { Policy } from '../policy/schema.ts';
-import { execve } from '../sys/exec.ts';
+import type { Caller } from './caller.ts';
 import { scanRunCreate, values, type RunScan } from './argv.ts';
 import type { CreateKind, GlobalScan, LocalTarget } from './globals.ts';
 import { passThrough } from './index.ts';
@@ -45,12 +45,19 @@ export async function prepareCreate(
   cmd: { kind: CreateKind; flagsFrom: number },
   target: LocalTarget,
   env: NodeJS.ProcessEnv,
-  opts: { gpu?: (scan: RunScan, policy: Policy, user: EffectiveUser) => Promise<GpuPlan | undefined>; now?: Date; dryRun?: boolean } = {},
+  opts: {
+    gpu?: (scan: RunScan, policy: Policy, user: EffectiveUser) => Promise<GpuPlan | undefined>;
+    now?: Date;
+    dryRun?: boolean;
+    /** The decider's caller (src/decider); else this process. */
+    caller?: Pick<Caller, 'uid' | 'cwd' | 'readUserFile' | 'vet'>;
+  } = {},
 ): Promise<Prepared> {
   const scan = scanRunCreate(args, cmd.kind, cmd.flagsFrom, globals);
   if (scan.error) return { kind: 'pass', why: `docker rejects this line itself (${scan.error})`, scan };
   if (scan.help) return { kind: 'pass', why: '--help creates nothing', scan };
   if (scan.image === undefined) return { kind: 'pass', why: 'no image: docker reports the error', scan };
+  opts.caller?.vet?.('create', scan);
   let policy: Policy;
   try {
     policy = (await loadPolicyCached(env)).policy;
@@ -66,7 +73,7 @@ export async function prepareCreate(
   const gpuStart = opts.gpu
     ? undefined
     : (await import('../gpu/plan.ts')).startGpuPlan(scan.flags, policy, env, { realDocker: real, ...(target.socket ? { socket: target.socket } : {}), ...(opts.dryRun ? { dryRun: true } : {}) });
-  const who = currentIdentity(env);
+  const who = currentIdentity(env, opts.caller?.uid);
   // The user's container count is asked for by name now, while the groups (and so the quota) are read.
   const countLabel = `${labelKeys(policy.labelPrefix).user}=${who.user}`;
   const counting = target.socket && hasContainerQuota(policy) ? countContainersOnSocket(target.socket, countLabel) : undefined;
@@ -74,13 +81,14 @@ export async function prepareCreate(
   const gpuPlan = opts.gpu ? opts.gpu(scan, policy, user) : gpuStart!.finish(user);
   gpuPlan.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
   // Security (policies with a `security` key): bind sources resolved here; Docker asked only for named containers and volumes.
-  const security = policy.security ? securityOf(scan, policy, user, { args, globals, target, env, real }) : undefined;
+  const cwd = opts.caller ? opts.caller.cwd() : process.cwd();
+  const security = policy.security ? securityOf(scan, policy, user, { args, globals, target, env, real, cwd }) : undefined;
   security?.catch(() => {});
 
   const labelFiles: Record<string, string> = {};
   for (const path of values(scan, 'label-file')) {
     try {
-      labelFiles[path] = readFileSync(path, 'utf8');
+      labelFiles[path] = opts.caller ? opts.caller.readUserFile(path) : readFileSync(path, 'utf8');
     } catch {
       /* docker, as the same user, reports it */
     }
@@ -112,10 +120,10 @@ async function securityOf(
   scan: RunScan,
   policy: Policy,
   user: EffectiveUser,
-  at: { args: string[]; globals: GlobalScan; target: LocalTarget; env: NodeJS.ProcessEnv; real: string },
+  at: { args: string[]; globals: GlobalScan; target: LocalTarget; env: NodeJS.ProcessEnv; real: string; cwd: string },
 ): Promise<{ request: SecurityRequest; facts: SecurityFacts }> {
   const { securityRequestOf } = await import('./security.ts');
-  const request = securityRequestOf(scan, process.cwd());
+  const request = securityRequestOf(scan, at.cwd);
   const { gatherSecurityFacts } = await import('../security/facts.ts');
   const facts = await gatherSecurityFacts(policy, user, request, { local: at.target.local, docker: () => dockerLookups(at) });
   return { request, facts };
@@ -141,10 +149,10 @@ export async function runCreate(
   globals: GlobalScan,
   cmd: { kind: CreateKind; flagsFrom: number },
   target: LocalTarget,
-  env: NodeJS.ProcessEnv,
+  caller: Caller,
 ): Promise<number> {
-  const p = await prepareCreate(args, globals, cmd, target, env);
-  if (p.kind === 'pass') return passThrough(args, env);
+  const p = await prepareCreate(args, globals, cmd, target, caller.env, { caller });
+  if (p.kind === 'pass') return passThrough(args, caller);
   const { policy, user, rewrite, real } = p as Required<Prepared>;
   appendEvent(policy.events.log, {
     face: 'docker',
@@ -154,8 +162,9 @@ export async function runCreate(
     argv: ['docker', ...args].slice(0, 64),
     reasons: rewrite.decisions.map((d) => `${d.verdict} ${d.rule}: ${d.reason}`),
     ...(policy.mode === 'audit' ? { mode: 'audit' } : {}),
+    pid: caller.pid,
   });
   if (rewrite.refusal) throw new PolicyDenied(rewrite.refusal.reason, rewrite.refusal.rule);
-  for (const d of rewrite.decisions) if (d.verdict === 'warn') process.stderr.write(`gpuguard: warning: ${d.reason}\n`);
-  return execve(real, [process.argv0, ...rewrite.argv], env);
+  for (const d of rewrite.decisions) if (d.verdict === 'warn') caller.warn(`gpuguard: warning: ${d.reason}\n`);
+  return caller.handover(real, rewrite.argv);
 }

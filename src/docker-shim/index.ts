@@ -5,54 +5,69 @@
  * argv (no policy, no docker query). `run`/`create` are rewritten by the
  * pure translator in rewrite.ts and then handed over the same way.
  */
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { findRealDocker, findRealDockerFast } from '../docker/real.ts';
 import { isGuarded } from '../ownership/commands.ts';
-import { execve } from '../sys/exec.ts';
 import { dockerRoute } from '../front/routes.ts';
+import { Declined, processCaller, type Caller } from './caller.ts';
 import { createCommand, resolveCommand, scanGlobals, targetsLocalDaemon, type GlobalScan } from './globals.ts';
 
-export async function main(args: string[]): Promise<number> {
-  const env = process.env;
+/**
+ * `caller`: this process (the shim), or the front the decider answers
+ * (src/decider), which declines through `caller.vet` what only a process
+ * of the user's own may do.
+ */
+export async function main(args: string[], caller: Caller = processCaller()): Promise<number> {
+  const env = caller.env;
   const globals = scanGlobals(args);
   // The native front decides the same from argv and usually execs the real CLI itself (src/front).
-  if (dockerRoute(args, globals) === 'pass') return passThrough(args, env);
+  if (dockerRoute(args, globals) === 'pass') return passThrough(args, caller);
   const cmd = createCommand(args, globals);
+  const readContext = () => currentContext(globals, env, caller);
   if (globals.command === 'compose' && !globals.error) {
-    const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));
+    caller.vet?.('compose');
+    const target = targetsLocalDaemon(globals, env, readContext);
     return (await import('./compose.ts')).composeFromDocker(args, globals, target, env);
   }
   if (!cmd) {
     let argv = args;
-    const target = () => targetsLocalDaemon(globals, env, () => currentContext(globals, env));
+    const target = () => targetsLocalDaemon(globals, env, readContext);
+    // The guard below rewrites only ps/stats lists: the verb is the same before and after it.
+    const verb = resolveCommand(args, globals);
+    const container = verb !== undefined && (verb.group === undefined || verb.group === 'container');
+    const starts = container && verb.verb === 'start';
+    const execPrivileged = container && verb.verb === 'exec' && args.some((w) => w.startsWith('--privileged'));
+    if (starts) caller.vet?.('start');
+    if (execPrivileged) caller.vet?.('exec-privileged');
     // stop/exec/rm/logs/… and ps: the ownership guard decides (src/ownership/guard.ts); it
     // refuses before anything happens, and rewrites only `docker ps`/`docker stats` lists.
-    if (isGuarded(args, globals)) argv = await (await import('../ownership/guard.ts')).guardShimCommand(args, globals, target(), env);
+    if (isGuarded(args, globals)) argv = await (await import('../ownership/guard.ts')).guardShimCommand(args, globals, target(), caller);
     // `docker start`: a stopped container's GPU may have vanished or been taken (src/gpu decides).
-    const verb = resolveCommand(argv, globals);
-    if (verb?.verb === 'start' && (verb.group === undefined || verb.group === 'container')) {
+    if (starts) {
       const t = target();
       if (t.local) await (await import('../gpu/start.ts')).guardStart(argv, verb.argsFrom, env, t.socket);
     }
     // `docker exec --privileged`: every capability for a process in the container (security.privileged decides).
-    if (verb?.verb === 'exec' && (verb.group === undefined || verb.group === 'container') && argv.some((w) => w.startsWith('--privileged'))) {
+    if (execPrivileged) {
       const request = (await import('./exec-flags.ts')).execSecurityRequest(argv.slice(verb.argsFrom));
       if (request) {
         const { judge, enforce } = await import('./standalone.ts');
         await enforce(await judge(request, target(), env), argv);
       }
     }
-    return passThrough(argv, env);
+    return passThrough(argv, caller);
   }
-  const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env));
-  if (cmd.kind === 'volume-create') return (await import('./standalone.ts')).runVolumeCreate(args, globals, cmd.flagsFrom, target, env);
-  return (await import('./create.ts')).runCreate(args, globals, cmd, target, env);
+  const target = targetsLocalDaemon(globals, env, readContext);
+  if (cmd.kind === 'volume-create') {
+    caller.vet?.('volume-create');
+    return (await import('./standalone.ts')).runVolumeCreate(args, globals, cmd.flagsFrom, target, env);
+  }
+  return (await import('./create.ts')).runCreate(args, globals, cmd, target, caller);
 }
 
 /** Become the real docker CLI with argv and environment untouched. */
-export async function passThrough(args: string[], env: NodeJS.ProcessEnv): Promise<never> {
-  return execve(await realDockerCli(env), [process.argv0, ...args], env);
+export async function passThrough(args: string[], caller: Caller): Promise<never> {
+  return caller.handover(await realDockerCli(caller.env), args);
 }
 
 /**
@@ -68,14 +83,13 @@ export async function realDockerCli(env: NodeJS.ProcessEnv): Promise<string> {
 }
 
 /** The config file's currentContext (`docker context use`), read only when nothing else decides the daemon. */
-export function currentContext(g: GlobalScan, env: NodeJS.ProcessEnv): string | undefined {
-  const dir = g.config ?? env.DOCKER_CONFIG ?? join(homedir(), '.docker');
+export function currentContext(g: GlobalScan, env: NodeJS.ProcessEnv, caller: Caller = processCaller()): string | undefined {
+  const dir = g.config ?? env.DOCKER_CONFIG ?? join(caller.home(), '.docker');
   try {
-    // node:fs only here, when the config file decides: loading it starts a thread pool the pass-through would pay for.
-    const { readFileSync } = process.getBuiltinModule('node:fs');
-    const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { currentContext?: unknown };
+    const cfg = JSON.parse(caller.readUserFile(join(dir, 'config.json'))) as { currentContext?: unknown };
     return typeof cfg.currentContext === 'string' ? cfg.currentContext : undefined;
-  } catch {
+  } catch (err) {
+    if (err instanceof Declined) throw err;
     return undefined;
   }
 }

@@ -72,5 +72,6 @@ export async function enforce(j: Judged, args: string[]): Promise<void> {
 
 export async function runVolumeCreate(args: string[], globals: GlobalScan, flagsFrom: number, target: LocalTarget, env: NodeJS.ProcessEnv): Promise<number> {
   await enforce(await prepareVolumeCreate(args, globals, flagsFrom, target, env), args);
-  return (await import('./index.ts')).passThrough(args, env);
+  const [{ passThrough }, { processCaller }] = await Promise.all([import('./index.ts'), import('./caller.ts')]);
+  return passThrough(args, { ...processCaller(), env });
 }

@@ -32,7 +32,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -411,8 +414,107 @@ static int become(const char *path, char **argv, int replace_argv0) {
   return become_gpuguard(argv);
 }
 
+/* ---- asking the resident decider (src/decider) ---------------------------- */
+
+/* The next NUL-terminated field of an answer, or NULL past its end. */
+static const char *next_field(const char **p, const char *end) {
+  const char *s = *p;
+  if (s >= end) return NULL;
+  const char *nul = memchr(s, '\0', (size_t)(end - s));
+  if (!nul) return NULL;
+  *p = nul + 1;
+  return s;
+}
+
+static void write_all(int fd, const char *s) {
+  for (size_t n = strlen(s); n > 0;) {
+    ssize_t w = write(fd, s, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    s += w;
+    n -= (size_t)w;
+  }
+}
+
+/*
+ * The decider answers a docker call that needs a decision without a Bun
+ * start (src/decider/protocol.ts has the format). It reads who is asking
+ * from the kernel, so the front sends nothing. Returns only when there is
+ * no usable answer (no decider, "self", a timeout, garbage, exec failing):
+ * the caller then runs gpuguard, as without a decider.
+ */
+static void ask_decider(char **argv) {
+  const char *path = getenv("GPUGUARD_DECIDER");
+  if (!path) path = DECIDER_SOCKET;
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  if (!*path || strlen(path) >= sizeof addr.sun_path) return;
+  memcpy(addr.sun_path, path, strlen(path));
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  struct timeval wait = {.tv_sec = DECIDER_WAIT_SECONDS, .tv_usec = 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+    close(fd);
+    return;
+  }
+  size_t cap = 1 << 16, len = 0;
+  char *buf = malloc(cap);
+  ssize_t n = 0;
+  while (buf) {
+    if (len == cap) {
+      char *bigger = cap < (1u << 26) ? realloc(buf, cap * 2) : NULL;
+      if (!bigger) break;
+      buf = bigger;
+      cap *= 2;
+    }
+    n = read(fd, buf + len, cap - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    len += (size_t)n;
+  }
+  close(fd);
+  if (!buf || n != 0) { /* a timeout, an error, or too long: no answer */
+    free(buf);
+    return;
+  }
+  const char *p = buf, *end = buf + len;
+  const char *kind = next_field(&p, end);
+  const char *text = kind ? next_field(&p, end) : NULL;
+  char **args = NULL;
+  char *stop;
+  if (!text || strcmp(kind, "self") == 0) goto done;
+  if (strcmp(kind, "exit") == 0) {
+    const char *code = next_field(&p, end);
+    long c = code ? strtol(code, &stop, 10) : -1;
+    if (!code || *stop || c < 0 || c > 255 || p != end) goto done;
+    write_all(2, text);
+    exit((int)c);
+  }
+  if (strcmp(kind, "exec") != 0) goto done;
+  const char *real = next_field(&p, end);
+  const char *count = real ? next_field(&p, end) : NULL;
+  unsigned long words = count ? strtoul(count, &stop, 10) : 0;
+  if (!count || *stop || words > (1u << 20) || real[0] != '/') goto done;
+  args = calloc(words + 2, sizeof(char *));
+  if (!args) goto done;
+  args[0] = argv[0];
+  for (unsigned long k = 0; k < words; k++)
+    if (!(args[k + 1] = (char *)next_field(&p, end))) goto done;
+  if (p != end) goto done;
+  write_all(2, text);
+  execve(real, args, environ);
+done:
+  free(args);
+  free(buf);
+}
+
 static int docker_face(int argc, char **argv) {
-  if (docker_route(argc, argv) == GPUGUARD) return become_gpuguard(argv);
+  if (docker_route(argc, argv) == GPUGUARD) {
+    ask_decider(argv);
+    return become_gpuguard(argv);
+  }
   char real[PATH_MAX];
   const char *env = getenv("GPUGUARD_REAL_DOCKER");
   if (env && *env) return usable(env, 0) ? become(env, argv, 0) : become_gpuguard(argv);

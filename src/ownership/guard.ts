@@ -9,6 +9,7 @@
 import { GpuguardError } from '../errors.ts';
 import type { Endpoint } from '../docker/api.ts';
 import { PS, classify, commandWords, psIdFilters, rewritePs, scan, targetsOf, type Classified, type ShimGlobals } from './commands.ts';
+import type { Caller } from '../docker-shim/caller.ts';
 
 /** `docker stats` with no container names: every running container. */
 function isStatsOfAll(what: Classified, args: readonly string[]): boolean {
@@ -57,6 +58,8 @@ export interface GuardRequest {
   socket?: string;
   endpoint?: Endpoint;
   env?: NodeJS.ProcessEnv;
+  /** The caller's real uid (the decider's caller); else this process's. */
+  uid?: number;
   /** Already loaded by the caller, if it has them. */
   policy?: import('../policy/schema.ts').Policy;
   actor?: import('../policy/effective.ts').EffectiveUser;
@@ -97,7 +100,7 @@ export async function guard(req: GuardRequest): Promise<GuardResult> {
     import('../policy/ownership.ts'),
   ]);
   const policy = req.policy ?? (await (await import('../policy/cache.ts')).loadPolicyCached(env)).policy;
-  const actor = req.actor ?? resolveUser(policy, currentIdentity(env));
+  const actor = req.actor ?? resolveUser(policy, currentIdentity(env, req.uid));
   pass = { ...pass, actor, policy };
   // Audit mode changes nothing the user sees: listings stay whole (refusals become warnings below).
   if (listing && (!listsOnlyOwn(actor, policy.docker.psFilter) || policy.mode === 'audit')) return pass;
@@ -173,7 +176,8 @@ function prune(scope: 'container' | 'system', args: readonly string[], actor: im
  * The shim's entry for guarded commands: decide, log a refusal or an audit
  * warning, refuse (exit 1) or return the argv to hand over.
  */
-export async function guardShimCommand(args: readonly string[], g: ShimGlobals, target: { local: boolean; why: string; socket?: string }, env: NodeJS.ProcessEnv): Promise<string[]> {
+export async function guardShimCommand(args: readonly string[], g: ShimGlobals, target: { local: boolean; why: string; socket?: string }, caller: Caller): Promise<string[]> {
+  const env = caller.env;
   const cw = commandWords(args, g);
   if (!cw) return [...args];
   const what = classify(cw.words);
@@ -182,12 +186,12 @@ export async function guardShimCommand(args: readonly string[], g: ShimGlobals, 
   const listing = isListing(what, rest);
   // A listing on a local socket: ask dockerd for the list now, while the policy and the user are read
   // (an admin, who may see everything, leaves the answer unread; root never asks).
-  const socket = target.local && process.getuid?.() !== 0 ? target.socket : undefined;
+  const socket = target.local && caller.uid !== 0 ? target.socket : undefined;
   const listed = listing && socket !== undefined ? import('../docker/lists.ts').then((m) => m.listContainersOn(socket, listingFilters(what, rest))) : undefined;
   listed?.catch(() => {}); // awaited in guard(), or not needed
   // One-shot validation of inspects: zod's compiled (JIT) parsers cost more to build than they save here.
   if (!listing) (await import('zod')).config({ jitless: true });
-  if (what.kind === 'containers' && target.local && (await ownsAll(targetsOf(what.spec, rest), g, target.socket, env))) return [...args];
+  if (what.kind === 'containers' && target.local && (await ownsAll(targetsOf(what.spec, rest), g, target.socket, env, caller.uid))) return [...args];
   // Root keeps a validated copy of the policy (policy/cache.ts): no YAML, no zod on a hit.
   let policy: import('../policy/schema.ts').Policy;
   try {
@@ -196,7 +200,7 @@ export async function guardShimCommand(args: readonly string[], g: ShimGlobals, 
     // A broken policy does not block docker (as for the GPU start check): skipped, said once.
     const { PolicyError } = await import('../errors.ts');
     if (!(err instanceof PolicyError)) throw err;
-    process.stderr.write(`gpuguard: warning: ownership check skipped: ${err.message}\n`);
+    caller.warn(`gpuguard: warning: ownership check skipped: ${err.message}\n`);
     return [...args];
   }
   if (!target.local && policy.docker.remote !== 'enforce') return [...args];
@@ -208,6 +212,7 @@ export async function guardShimCommand(args: readonly string[], g: ShimGlobals, 
     ...(target.socket !== undefined ? { socket: target.socket } : {}),
     endpoint: { hosts: g.hosts, ...(g.context !== undefined ? { context: g.context } : {}), ...(g.config !== undefined ? { config: g.config } : {}) },
     env,
+    uid: caller.uid,
     policy,
     realDocker: () => findRealDocker(env, policy.docker.realPath),
     ...(listed ? { listed } : {}),
@@ -227,10 +232,11 @@ export async function guardShimCommand(args: readonly string[], g: ShimGlobals, 
       argv: ['docker', ...args].slice(0, 64),
       reasons: r.reasons,
       ...(policy.mode === 'audit' ? { mode: 'audit' } : {}),
+      pid: caller.pid,
     });
   }
   if (r.decision === 'deny') throw new OwnershipDenied(r.reasons.join('; '));
-  if (r.decision === 'warn') for (const reason of r.reasons) process.stderr.write(`gpuguard: warning (audit mode): ${reason}\n`);
+  if (r.decision === 'warn') for (const reason of r.reasons) caller.warn(`gpuguard: warning (audit mode): ${reason}\n`);
   return [...args.slice(0, cw.rest), ...r.args];
 }
 
@@ -241,8 +247,7 @@ export async function guardShimCommand(args: readonly string[], g: ShimGlobals, 
  * policy's (`mayActOn` answering "owner"). Anything else, or any doubt
  * (an error, a remote daemon, root), answers false and the full guard runs.
  */
-async function ownsAll(refs: readonly string[], g: ShimGlobals, socket: string | undefined, env: NodeJS.ProcessEnv): Promise<boolean> {
-  const uid = process.getuid?.() ?? 0;
+async function ownsAll(refs: readonly string[], g: ShimGlobals, socket: string | undefined, env: NodeJS.ProcessEnv, uid: number): Promise<boolean> {
   if (uid === 0 || refs.length === 0) return false;
   try {
     // Three independent facts, fetched concurrently: the containers (socket),

@@ -1,0 +1,33 @@
+/**
+ * Making way for a unix socket to listen on: a stale socket file (its
+ * listener gone) is removed; anything else there is a problem to report.
+ */
+import { lstatSync, unlinkSync } from 'node:fs';
+import { connect } from 'node:net';
+
+/** undefined once `path` is free to bind; else what is in the way ("is in use", "is not a socket"). */
+export async function clearListenPath(path: string): Promise<'is not a socket' | 'is in use' | undefined> {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return undefined;
+  }
+  if (!st.isSocket()) return 'is not a socket';
+  if (await listening(path)) return 'is in use';
+  unlinkSync(path);
+  return undefined;
+}
+
+function listening(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ path });
+    const done = (v: boolean) => {
+      s.destroy();
+      resolve(v);
+    };
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+    setTimeout(() => done(false), 2000).unref();
+  });
+}

@@ -27,6 +27,7 @@ import { DEFAULT_SOCKET, scanGlobals, targetsLocalDaemon } from '../docker-shim/
 import type { RunScan } from '../docker-shim/argv.ts';
 import { policyPath } from '../policy/load.ts';
 import { clearListenPath } from '../sys/listen-path.ts';
+import { ContainerListCache } from './containers.ts';
 import { DECIDER_DEADLINE_MS, DEFAULT_DECIDER_SOCKET, encodeAnswer, type Answer } from './protocol.ts';
 
 declare const Bun: {
@@ -158,6 +159,8 @@ const NOT_SERVED: Record<Exclude<VetPoint, 'create'>, string> = {
 export interface DeciderConfig {
   dockerSocket: string;
   policyPath: string;
+  /** dockerd's container list, kept current (containers.ts); without it every listing asks dockerd. */
+  containers?: ContainerListCache;
 }
 
 /** One call, decided for the process that connected. Exported for the unit tests. */
@@ -192,6 +195,7 @@ export async function decideFor(cred: PeerCred, config: DeciderConfig, readProce
       handover: async (real, argv) => {
         throw new Handover(real, argv);
       },
+      ...(config.containers ? { listAllContainers: async () => config.containers!.all() } : {}),
     };
     // Only the daemon this decider was started for: a socket the user names is theirs to ask, not root's.
     const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env, caller));
@@ -222,8 +226,10 @@ function prepareDirectory(dir: string): void {
 export async function run(args: string[]): Promise<number> {
   const o = parseArgs(args);
   if (process.getuid?.() !== 0) throw new DeciderError('gpuguard decider runs as root: it reads its callers from /proc and answers for every user; start it from its service (install.sh installs it)');
-  const config: DeciderConfig = { dockerSocket: o.dockerSocket, policyPath: policyPath(process.env) };
+  const containers = new ContainerListCache(o.dockerSocket);
+  const config: DeciderConfig = { dockerSocket: o.dockerSocket, policyPath: policyPath(process.env), containers };
   prepareDirectory(dirname(o.listen));
+  containers.start();
   const problem = await clearListenPath(o.listen);
   if (problem) throw new DeciderError(`${o.listen} ${problem}; stop what is there or start the decider with --listen PATH`);
   // Warm: the face's modules are loaded once, not on the first caller's time.
@@ -283,6 +289,7 @@ export async function run(args: string[]): Promise<number> {
   return new Promise<number>((resolve) => {
     const stop = () => {
       server.stop(false);
+      containers.stop();
       // Calls in flight finish (a front that loses its answer runs gpuguard itself).
       const wait = setInterval(() => {
         if (inFlight === 0) {

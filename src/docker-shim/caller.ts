@@ -11,6 +11,7 @@
 import { homedir } from 'node:os';
 import { execve } from '../sys/exec.ts';
 import type { RunScan } from './argv.ts';
+import type { ContainerSummary } from '../docker/lists.ts';
 
 export interface Caller {
   env: NodeJS.ProcessEnv;
@@ -31,6 +32,12 @@ export interface Caller {
    * the decider throws {@link Declined} for what it does not serve.
    */
   vet?(point: VetPoint, scan?: RunScan): void;
+  /**
+   * Every container on the local daemon, for the ownership guard's
+   * listings (`docker ps`): the decider answers from a list it keeps
+   * current with dockerd's events; else the guard asks dockerd.
+   */
+  listAllContainers?(socket: string): Promise<ContainerSummary[]>;
   /** Become the real docker CLI: `argv` without argv[0], which stays the caller's own. */
   handover(real: string, argv: string[]): Promise<never>;
 }

@@ -187,7 +187,13 @@ export async function guardShimCommand(args: readonly string[], g: ShimGlobals, 
   // A listing on a local socket: ask dockerd for the list now, while the policy and the user are read
   // (an admin, who may see everything, leaves the answer unread; root never asks).
   const socket = target.local && caller.uid !== 0 ? target.socket : undefined;
-  const listed = listing && socket !== undefined ? import('../docker/lists.ts').then((m) => m.listContainersOn(socket, listingFilters(what, rest))) : undefined;
+  const filters = listing ? listingFilters(what, rest) : undefined;
+  const listed =
+    listing && socket !== undefined
+      ? filters === undefined && caller.listAllContainers
+        ? caller.listAllContainers(socket)
+        : import('../docker/lists.ts').then((m) => m.listContainersOn(socket, filters))
+      : undefined;
   listed?.catch(() => {}); // awaited in guard(), or not needed
   // One-shot validation of inspects: zod's compiled (JIT) parsers cost more to build than they save here.
   if (!listing) (await import('zod')).config({ jitless: true });

@@ -27,7 +27,9 @@ function listening(path: string): Promise<boolean> {
       resolve(v);
     };
     s.once('connect', () => done(true));
-    s.once('error', () => done(false));
+    // A listener that accepts and hangs up at once (the decider answering) can show up as a reset:
+    // only a refusal, or no socket, means nobody listens.
+    s.once('error', (err: NodeJS.ErrnoException) => done(err.code !== 'ECONNREFUSED' && err.code !== 'ENOENT'));
     setTimeout(() => done(false), 2000).unref();
   });
 }

@@ -21,6 +21,9 @@ import type { ContainerDetails, DaemonInfo } from '../docker/gateway.ts';
 import { checkGpuDeviceFiles, checkReaper } from './lifecycle.ts';
 import { bindRootMounts, judgeBindMounts } from './binds.ts';
 import { passwdEntry } from '../sys/nss.ts';
+import { listening } from '../sys/listen-path.ts';
+import { DEFAULT_DECIDER_SOCKET } from '../decider/protocol.ts';
+import { DECIDER_SERVICE } from '../install/decider.ts';
 import type { ApiDoctorContext } from './api.ts';
 
 export type Status = 'ok' | 'warn' | 'fail';
@@ -150,6 +153,7 @@ class Doctor {
       this.checkShimOnPath();
       this.checkFront();
       this.checkUserPath();
+      await this.checkDecider();
     }
     this.checkRealCli();
     this.checkRuntimes();
@@ -164,6 +168,20 @@ class Doctor {
     const ctx = this.apiContext();
     if (this.state?.api) await checkApi(ctx);
     checkTcp(ctx);
+  }
+
+  /** Shim mode: the decider (src/decider) answering, so that docker run/create/ps pay no Bun start. */
+  private async checkDecider(): Promise<void> {
+    const socket = this.host(DEFAULT_DECIDER_SOCKET);
+    const answers = await listening(socket);
+    if (answers) this.add('decider', 'ok', `answering at ${DEFAULT_DECIDER_SOCKET}: docker run/create/ps are decided without a Bun start`);
+    else
+      this.add(
+        'decider',
+        'warn',
+        `nothing answers at ${DEFAULT_DECIDER_SOCKET}: docker run/create/ps work, but each starts gpuguard itself (~15-25 ms more per call)`,
+        `systemctl enable --now ${DECIDER_SERVICE} (install.sh installs it), or start \`gpuguard decider\` as root`,
+      );
   }
 
   /** What the boundary checks (./api.ts) need of this doctor. */

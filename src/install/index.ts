@@ -27,6 +27,7 @@ import { FRONT_NAME, GPUGUARD_NAME } from '../front/identity.ts';
 import {
   cronLine, foreignDeviceFileOptions, groupId, MODPROBE_FILE, modprobeText, REAP_SERVICE, REAP_STATE_FILE, REAP_TIMER, reapService, reapTimer, SYSTEMD_DIR, TIMER_WANTS,
 } from './reaper.ts';
+import { DECIDER_SERVICE, DECIDER_WANTS, deciderCommand, deciderService } from './decider.ts';
 import {
   applyApiLive, checkRestartIsSafe, dockerdEnv, dockerdLaunch, installApiFiles, liveSystemd, planApi, readApiSettings, removeUpstreamDir, uninstallApiAfter, uninstallApiBefore,
   type ApiFilesResult, type ApiState, type InstallSteps,
@@ -252,6 +253,8 @@ class Installer implements InstallSteps {
     this.prepareEventLog(eventsLog);
     this.prepareRunDirs();
     this.installReaper();
+    // API mode has no front under the name docker: the face decides every request.
+    if (!this.opts.api) this.installDecider();
     if (this.opts.restrictHostGpu) this.restrictHostGpu(this.opts.restrictHostGpu);
     const apiFiles = api ? this.installApi(api) : undefined;
     if (!this.changed) {
@@ -604,6 +607,32 @@ class Installer implements InstallSteps {
       execFileSync('systemctl', ['daemon-reload'], { stdio: 'ignore' });
       execFileSync('systemctl', ['restart', REAP_TIMER], { stdio: 'ignore' });
       if (!this.state.changes.some((c) => c.kind === 'started' && c.unit === REAP_TIMER)) this.record({ kind: 'started', unit: REAP_TIMER });
+    });
+  }
+
+  /**
+   * `gpuguard decider` as a systemd service (enabled by its link in
+   * multi-user.target.wants, started when systemd runs this host), or,
+   * without systemd, how to start it: docker run/create/ps work without it,
+   * each paying a Bun start.
+   */
+  private installDecider(): void {
+    const o = { binary: this.shimTarget, policy: this.opts.policy.view, defaultPolicy: this.opts.policy.view === DEFAULTS.policy };
+    if (!lexists(join(this.opts.root, 'run/systemd/system'))) {
+      this.out(`install: the decider (docker run/create/ps without a Bun start each) needs a service manager on a host without systemd: start it as root at boot: ${o.defaultPolicy ? '' : `GPUGUARD_POLICY=${o.policy} `}${deciderCommand(o.binary)} &`);
+      return;
+    }
+    const before = this.changed;
+    this.changed = false;
+    this.ensureOwnFile(this.host(join(SYSTEMD_DIR, DECIDER_SERVICE)), deciderService(o), `write the decider's service ${DECIDER_SERVICE} (gpuguard decider)`);
+    this.ensureSymlink(this.host(DECIDER_WANTS), join(SYSTEMD_DIR, DECIDER_SERVICE));
+    const unitsChanged = this.changed;
+    this.changed ||= before;
+    if (!unitsChanged || this.opts.root !== '/') return;
+    this.act(`start ${DECIDER_SERVICE} (systemctl daemon-reload; systemctl restart ${DECIDER_SERVICE})`, () => {
+      execFileSync('systemctl', ['daemon-reload'], { stdio: 'ignore' });
+      execFileSync('systemctl', ['restart', DECIDER_SERVICE], { stdio: 'ignore' });
+      if (!this.state.changes.some((c) => c.kind === 'started' && c.unit === DECIDER_SERVICE)) this.record({ kind: 'started', unit: DECIDER_SERVICE });
     });
   }
 

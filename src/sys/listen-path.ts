@@ -19,7 +19,8 @@ export async function clearListenPath(path: string): Promise<'is not a socket' |
   return undefined;
 }
 
-function listening(path: string): Promise<boolean> {
+/** Whether something listens at a unix socket path (accepts a connection within 2 s). */
+export function listening(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect({ path });
     const done = (v: boolean) => {

@@ -263,3 +263,21 @@ test('the decider refuses to start where it cannot be trusted, in one line', asy
   const usage = await run(BINARY, ['decider', '--listen', 'relative.sock'], { timeout: 20_000 });
   assert.equal(usage.code, 2, usage.stderr);
 });
+
+test("doctor's decider check: ok while one answers at the installed path, a warning with the fix when none does", async (t) => {
+  if (skip(t)) return;
+  const root = join(dir, 'root');
+  mkdirSync(join(root, 'run/gpuguard-decider'), { recursive: true, mode: 0o755 });
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+  const check = async () => (JSON.parse((await run(BINARY, ['doctor', '--root', root, '--json'], { env, extendEnv: false })).stdout).checks as { check: string; status: string; fix?: string }[]).find((c) => c.check === 'decider')!;
+  const none = await check();
+  assert.equal(none.status, 'warn');
+  assert.match(none.fix!, /systemctl enable --now gpuguard-decider\.service/);
+  const p = spawn(BINARY, ['decider', '--listen', join(root, 'run/gpuguard-decider/decider.sock'), '--docker-socket', d!.socket], { stdio: 'ignore' });
+  try {
+    for (let i = 0; i < 100 && !existsSync(join(root, 'run/gpuguard-decider/decider.sock')); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await check()).status, 'ok');
+  } finally {
+    p.kill('SIGTERM');
+  }
+});

@@ -52,6 +52,12 @@ describe('install.sh: the reaper and --restrict-host-gpu', () => {
     assert.match(timer, /^OnUnitActiveSec=5min$/m);
     assert.match(timer, /^WantedBy=timers\.target$/m);
     assert.equal(readlinkSync(join(root, UNITS, 'timers.target.wants/gpuguard-reap.timer')), '/etc/systemd/system/gpuguard-reap.timer');
+    // The decider: a long-running root service, enabled at boot.
+    const decider = readFileSync(join(root, UNITS, 'gpuguard-decider.service'), 'utf8');
+    assert.match(decider, /^ExecStart=\/usr\/local\/lib\/gpuguard\/gpuguard decider$/m);
+    assert.match(decider, /^Restart=on-failure$/m);
+    assert.match(decider, /^WantedBy=multi-user\.target$/m);
+    assert.equal(readlinkSync(join(root, UNITS, 'multi-user.target.wants/gpuguard-decider.service')), '/etc/systemd/system/gpuguard-decider.service');
     assert.equal(
       readFileSync(join(root, 'etc/modprobe.d/gpuguard-nvidia.conf'), 'utf8').split('\n').filter((l) => !l.startsWith('#')).join('\n'),
       `options nvidia NVreg_DeviceFileUID=0 NVreg_DeviceFileGID=${gid('gg-docker')} NVreg_DeviceFileMode=0660\n`,
@@ -104,6 +110,7 @@ describe('install.sh: the reaper and --restrict-host-gpu', () => {
     const r = await install(root, '--policy', join(root, 'site.yaml'));
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^install: the reaper \\(gpuguard reap, every 5 minutes\\) needs cron on a host without systemd: echo '\\*/5 \\* \\* \\* \\* root GPUGUARD_POLICY=${root}/site\\.yaml /usr/local/lib/gpuguard/gpuguard reap --state /var/lib/gpuguard/reap\\.json' > /etc/cron\\.d/gpuguard-reap$`, 'm'));
+    assert.match(r.stdout, new RegExp(`^install: the decider \\(docker run/create/ps without a Bun start each\\) needs a service manager on a host without systemd: start it as root at boot: GPUGUARD_POLICY=${root}/site\\.yaml /usr/local/lib/gpuguard/gpuguard decider &$`, 'm'));
     assert.ok(!existsSync(join(root, UNITS)));
   });
 });

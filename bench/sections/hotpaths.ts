@@ -6,13 +6,15 @@
  * 20.10 with real runc:
  *   as alice: docker --version; docker ps (10 running containers);
  *   docker create; docker ps -a (200 containers, 4 owners, labelled images);
+ *   each through the front alone and through the front with the decider
+ *   (src/decider) answering;
  *   as root: runtime --version and state; docker run --rm bb true with each
  *   as the runtime (both orders).
  * Raw hyperfine JSON in $OUT (bench/results), a summary table in
  * $OUT/hotpaths.md with the load average beside each row.
  */
-import { spawnSync, execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { BINARY, FRONT, ROOT, ensureTestUsers, startDockerd, which } from '../../test/harness/index.ts';
@@ -133,6 +135,7 @@ events: {log: ${tmp}/events.jsonl}
 writeFileSync(join(tmp, 'events.jsonl'), '', { mode: 0o666 });
 chmodSync(join(tmp, 'events.jsonl'), 0o666);
 
+let decider: ReturnType<typeof spawn> | undefined;
 const d = await startDockerd({
   socketGroup: 'gg-docker',
   runtimes: { gpuguard: { path: join(faces, 'gpuguard-runc') }, anchor: { path: join(concourse, 'runc') } },
@@ -151,12 +154,23 @@ try {
   const owners = ['alice', 'bob', 'carol', 'alice'];
   for (let i = 0; i < 10; i++) raw(['run', '-d', '--label', `ds01.user=${owners[i % 4]}`, 'bb', 'sleep', '3600']);
 
+  // The decider, as its service runs it (root, the policy, this dockerd's socket).
+  const deciderDir = join(tmp, 'decider');
+  mkdirSync(deciderDir, { mode: 0o755 });
+  const deciderSocket = join(deciderDir, 'decider.sock');
+  decider = spawn(BINARY, ['decider', '--listen', deciderSocket, '--docker-socket', d.socket], { env: { ...process.env, GPUGUARD_POLICY: policy }, stdio: ['ignore', 'ignore', 'inherit'] });
+  for (let i = 0; i < 200 && !existsSync(deciderSocket); i++) await new Promise((r) => setTimeout(r, 50));
+  if (!existsSync(deciderSocket)) throw new Error('the decider did not start');
+
   const asAlice = 'setpriv --reuid=alice --regid=alice --init-groups';
   const userEnv = { ...process.env, ...d.clientEnv, GPUGUARD_POLICY: policy, PATH: `${faces}:/usr/sbin:/usr/bin:/sbin:/bin` };
+  // Every command starts through env(1), so that the one with the decider pays what the others pay.
+  const as = (decides: string) => `env GPUGUARD_DECIDER=${decides} ${asAlice}`;
   const three = (what: string): [string, string][] => [
-    [`real: docker ${what}`, `${asAlice} ${REAL_DOCKER} ${what}`],
-    [`DS01 wrapper (bash anchor): docker ${what}`, `${asAlice} ${ds01}/docker ${what}`],
-    [`gpuguard (front): docker ${what}`, `${asAlice} ${faces}/docker ${what}`],
+    [`real: docker ${what}`, `${as('')} ${REAL_DOCKER} ${what}`],
+    [`DS01 wrapper (bash anchor): docker ${what}`, `${as('')} ${ds01}/docker ${what}`],
+    [`gpuguard (front, no decider): docker ${what}`, `${as('')} ${faces}/docker ${what}`],
+    [`gpuguard (front + decider): docker ${what}`, `${as(deciderSocket)} ${faces}/docker ${what}`],
   ];
   hyperfine('docker --version', 'hot-version', three('--version'), { env: userEnv });
   hyperfine('docker ps (10 containers, running)', 'hot-ps', three('ps'), { env: userEnv });
@@ -194,6 +208,7 @@ try {
   const total = raw(['ps', '-aq']).split('\n').length;
   hyperfine(`docker ps -a (${total} containers)`, 'hot-ps-a', three('ps -a'), { env: userEnv });
 } finally {
+  decider?.kill('SIGTERM');
   await d.stop();
   rmSync(tmp, { recursive: true, force: true });
 }
@@ -203,22 +218,22 @@ const ms = (x: number) => `${x.toFixed(1)} ms`;
 const lines = [
   `# Hot paths (issue 14): ${new Date().toISOString()}, ${cpus().length} cores; BENCH_RUNS=${RUNS}`,
   '',
-  '| row | real (median) | anchor | gpuguard | anchor over real | gpuguard over real | interleaved: anchor, gpuguard over real | load average (before → after) |',
-  '|---|---:|---:|---:|---:|---:|---:|---|',
+  '| row | real (median) | anchor | gpuguard | gpuguard + decider | anchor over real | gpuguard over real | gpuguard + decider over real | interleaved: anchor, gpuguard, gpuguard + decider over real | load average (before → after) |',
+  '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
 ];
 for (const r of rows) {
   if (r.row.startsWith('docker run --rm')) {
     const by = (rt: string) => r.stats.find((s) => s.command.includes(`--runtime ${rt} `))!;
     const [runc, anchor, gg] = [by('runc'), by('anchor'), by('gpuguard')];
     const p = r.paired?.length ? `×${r.paired.find((x) => x.command.includes('anchor'))!.ratio.toFixed(2)}, ×${r.paired.find((x) => x.command.includes('gpuguard'))!.ratio.toFixed(2)}` : '—';
-    lines.push(`| ${r.row} | ${ms(runc.median)} | ${ms(anchor.median)} | ${ms(gg.median)} | ×${(anchor.median / runc.median).toFixed(2)} | ×${(gg.median / runc.median).toFixed(2)} | ${p} | ${r.load} |`);
+    lines.push(`| ${r.row} | ${ms(runc.median)} | ${ms(anchor.median)} | ${ms(gg.median)} | — | ×${(anchor.median / runc.median).toFixed(2)} | ×${(gg.median / runc.median).toFixed(2)} | — | ${p} | ${r.load} |`);
     continue;
   }
-  const [real, anchor, gg] = r.stats;
+  const [real, anchor, gg, ggd] = r.stats;
   const over = (s: Stat) => `${s.median - real!.median >= 0 ? '+' : '−'}${Math.abs(s.median - real!.median).toFixed(1)} ms`;
   const signed = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(1)} ms`;
-  const p = r.paired?.length ? `${signed(r.paired[0]!.diff)}, ${signed(r.paired[1]!.diff)}` : '—';
-  lines.push(`| ${r.row} | ${ms(real!.median)} | ${ms(anchor!.median)} | ${ms(gg!.median)} | ${over(anchor!)} | ${over(gg!)} | ${p} | ${r.load} |`);
+  const p = r.paired?.length ? r.paired.map((x) => signed(x.diff)).join(', ') : '—';
+  lines.push(`| ${r.row} | ${ms(real!.median)} | ${ms(anchor!.median)} | ${ms(gg!.median)} | ${ggd ? ms(ggd.median) : '—'} | ${over(anchor!)} | ${over(gg!)} | ${ggd ? over(ggd) : '—'} | ${p} | ${r.load} |`);
 }
 lines.push('', 'Per command (mean ± σ, min):', '');
 for (const r of rows) for (const s of r.stats) lines.push(`- ${s.command}: ${ms(s.mean)} ± ${ms(s.stddev)}, min ${ms(s.min)}, median ${ms(s.median)}`);

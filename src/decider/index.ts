@@ -26,6 +26,7 @@ import { Declined, type Caller, type VetPoint } from '../docker-shim/caller.ts';
 import { DEFAULT_SOCKET, scanGlobals, targetsLocalDaemon } from '../docker-shim/globals.ts';
 import type { RunScan } from '../docker-shim/argv.ts';
 import { policyPath } from '../policy/load.ts';
+import { requestFromFlags } from '../gpu/plan.ts';
 import { clearListenPath } from '../sys/listen-path.ts';
 import { ContainerListCache } from './containers.ts';
 import { DECIDER_DEADLINE_MS, DEFAULT_DECIDER_SOCKET, encodeAnswer, type Answer } from './protocol.ts';
@@ -138,15 +139,20 @@ function ownedFileReader(uid: number): (path: string) => string {
   };
 }
 
-/** The flags whose files the shim reads as the user, or whose GPU grant it reserves as the user. */
+/** The flags whose files the shim reads as the user, and GPU requests, whose grant it reserves as the user. */
 function vetCreate(scan: RunScan, env: NodeJS.ProcessEnv): void {
   for (const f of scan.flags) {
     if (f.name === 'label-file' || f.name === 'env-file') throw new Declined(`--${f.name} is read with the user's rights`);
   }
-  // GPU grants take the allocator's lock and reservation files as the user (src/gpu/reserve.ts).
-  const gpuFlag = scan.flags.find((f) => f.name === 'gpus' || f.name === 'device' || f.name === 'runtime' || (f.name === 'env' && f.value !== undefined && /^\s*NVIDIA_/.test(f.value)));
-  if (gpuFlag) throw new Declined(`--${gpuFlag.name} may ask for a GPU`);
-  if (env.NVIDIA_VISIBLE_DEVICES !== undefined) throw new Declined('NVIDIA_VISIBLE_DEVICES in the environment may ask for a GPU');
+  // The allocator's own reading of the flags (no files left to read): a GPU grant takes its lock and
+  // reservation files as the user (src/gpu/reserve.ts); a malformed request is the shim's to report.
+  let kind: string;
+  try {
+    kind = requestFromFlags(scan.flags, env).kind;
+  } catch (err) {
+    throw new Declined(`a GPU request the shim reports (${errorLine(err)})`);
+  }
+  if (kind !== 'none') throw new Declined('a GPU request: the allocator reserves as the user');
 }
 
 const NOT_SERVED: Record<Exclude<VetPoint, 'create'>, string> = {

@@ -628,7 +628,8 @@ class Installer implements InstallSteps {
     this.ensureSymlink(this.host(DECIDER_WANTS), join(SYSTEMD_DIR, DECIDER_SERVICE));
     const unitsChanged = this.changed;
     this.changed ||= before;
-    if (!unitsChanged || this.opts.root !== '/') return;
+    // An upgraded binary too: the running decider would go on deciding with the old one.
+    if (!(unitsChanged || this.binaryChanged) || this.opts.root !== '/') return;
     this.act(`start ${DECIDER_SERVICE} (systemctl daemon-reload; systemctl restart ${DECIDER_SERVICE})`, () => {
       execFileSync('systemctl', ['daemon-reload'], { stdio: 'ignore' });
       execFileSync('systemctl', ['restart', DECIDER_SERVICE], { stdio: 'ignore' });

@@ -212,7 +212,10 @@ test('what the decider does not serve goes to gpuguard as the user: GPU asks, fi
     [['create', '--gpus', '1', 'bb', 'true']],
     [['create', '--device', '/dev/nvidia0', 'bb', 'true']],
     [['create', '-e', 'NVIDIA_VISIBLE_DEVICES=0', 'bb', 'true']],
-    [['create', 'bb', 'true'], { NVIDIA_VISIBLE_DEVICES: 'all' }],
+    [['create', '-e', 'NVIDIA_VISIBLE_DEVICES', 'bb', 'true'], { NVIDIA_VISIBLE_DEVICES: 'all' }],
+    [['create', '--runtime', 'nvidia', 'bb', 'true']],
+    [['create', '--device', 'nvidia.com/gpu=0', 'bb', 'true']],
+    [['create', '--gpus', 'bogus=1', 'bb', 'true']],
     [['create', '--label-file', `${work}/labels.txt`, 'bb', 'true']],
     [['create', '--env-file', '/etc/shadow', 'bb', 'true']],
     [['compose', 'up']],
@@ -229,9 +232,14 @@ test('what the decider does not serve goes to gpuguard as the user: GPU asks, fi
     assert.equal(r.code, 127, `${line.join(' ')} ${JSON.stringify(extra ?? {})}: ${r.stderr}`);
     assert.match(r.stderr, DECLINED);
   }
-  // The control: the same line through the same face is answered.
-  await removeAlices();
-  assert.equal((await viaDecider(['create', 'bb', 'true'])).code, 0);
+  // The controls: the same face answers lines that ask for no GPU, with NVIDIA_* only in the environment
+  // (docker forwards no variable it is not told to), or another runtime (which the policy refuses).
+  for (const [line, extra, code] of [[['create', 'bb', 'true'], {}, 0], [['create', 'bb', 'true'], { NVIDIA_VISIBLE_DEVICES: 'all' }, 0], [['create', '--runtime', 'runc', 'bb', 'true'], {}, 125]] as [string[], Record<string, string>, number][]) {
+    await removeAlices();
+    const r = await viaDecider(line, extra);
+    assert.equal(r.code, code, `${line.join(' ')}: ${r.stderr}`);
+    assert.doesNotMatch(r.stderr, DECLINED);
+  }
   await removeAlices();
 });
 

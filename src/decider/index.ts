@@ -18,7 +18,7 @@
  * identity comes from SUDO_USER or GPUGUARD_USER, which only a root process of
  * its own may claim).
  */
-import { chmodSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, closeSync, statSync, constants } from 'node:fs';
+import { chmodSync, fstatSync, lstatSync, mkdirSync, openSync, readlinkSync, readSync, closeSync, statSync, constants } from 'node:fs';
 import { basename, dirname, normalize } from 'node:path';
 import { errorLine, GpuguardError, UsageError } from '../errors.ts';
 import { peerCred, type PeerCred } from '../api/sockopt.ts';
@@ -92,14 +92,32 @@ function nulFields(buf: Buffer): string[] {
   return fields;
 }
 
+/** argv and environment together are bounded by the caller's stack limit, which the caller sets: so are we. */
+const MAX_PROC_BYTES = 4 << 20;
+
+function readProcFile(path: string): Buffer {
+  const fd = openSync(path, constants.O_RDONLY);
+  try {
+    const buf = Buffer.alloc(MAX_PROC_BYTES + 1);
+    let got = 0;
+    for (let n; got < buf.length && (n = readSync(fd, buf, got, buf.length - got, null)) > 0; ) got += n;
+    if (got > MAX_PROC_BYTES) throw new Declined(`${path} is larger than ${MAX_PROC_BYTES} bytes`);
+    return buf.subarray(0, got);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function readCallerProcess(cred: PeerCred): CallerProcess {
   const dir = `/proc/${cred.pid}`;
   try {
     // The process that connected, still: /proc/PID is owned by its (effective) uid.
     if (statSync(dir).uid !== cred.uid) throw new Declined('the connecting process is gone');
-    const argv = nulFields(readFileSync(`${dir}/cmdline`));
+    // Paths mean what they mean here only in our mount namespace and root (not in a container or chroot).
+    if (readlinkSync(`${dir}/ns/mnt`) !== readlinkSync('/proc/self/ns/mnt') || readlinkSync(`${dir}/root`) !== '/') throw new Declined('the caller sees another file system (a container or chroot)');
+    const argv = nulFields(readProcFile(`${dir}/cmdline`));
     const env: NodeJS.ProcessEnv = {};
-    for (const entry of nulFields(readFileSync(`${dir}/environ`))) {
+    for (const entry of nulFields(readProcFile(`${dir}/environ`))) {
       const eq = entry.indexOf('=');
       // getenv(3) answers the first of two same-named entries.
       if (eq > 0 && !(entry.slice(0, eq) in env)) env[entry.slice(0, eq)] = entry.slice(eq + 1);

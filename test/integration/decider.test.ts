@@ -232,6 +232,10 @@ test('what the decider does not serve goes to gpuguard as the user: GPU asks, fi
     assert.equal(r.code, 127, `${line.join(' ')} ${JSON.stringify(extra ?? {})}: ${r.stderr}`);
     assert.match(r.stderr, DECLINED);
   }
+  // A caller in another mount namespace (a user namespace needs no privilege): its paths are not ours.
+  const inNs = await runAs('alice', 'unshare', ['--user', '--mount', alone, 'create', 'bb', 'true'], { env: { ...env, GPUGUARD_DECIDER: socket }, extendEnv: false, cwd: work });
+  assert.equal(inNs.code, 127, inNs.stderr);
+  assert.match(inNs.stderr, DECLINED);
   // The controls: the same face answers lines that ask for no GPU, with NVIDIA_* only in the environment
   // (docker forwards no variable it is not told to), or another runtime (which the policy refuses).
   for (const [line, extra, code] of [[['create', 'bb', 'true'], {}, 0], [['create', 'bb', 'true'], { NVIDIA_VISIBLE_DEVICES: 'all' }, 0], [['create', '--runtime', 'runc', 'bb', 'true'], {}, 125]] as [string[], Record<string, string>, number][]) {

@@ -9,6 +9,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -80,9 +81,18 @@ describe('install.sh against a private dockerd', { concurrency: false }, () => {
     assert.match(policy, new RegExp(`realPath: ${paths().bin}/docker.real`));
     assert.match(policy, /parent: "\/gpuguard\/\{group\}\/\{user\}"/, 'cgroupfs daemon → cgroupfs parent');
 
-    const doc = await doctor();
-    assert.deepEqual(doc.checks.filter((c) => c.status !== 'ok'), [], 'every check ok');
-    assert.equal(doc.exit, 0);
+    // No systemd here: install says how to start the decider; started so (on this tree's run dir), doctor finds it.
+    assert.match(r.stdout, new RegExp(`^install: the decider .* start it as root at boot: GPUGUARD_POLICY=${paths().policy} ${paths().lib}/gpuguard decider &$`, 'm'));
+    mkdirSync(join(tree, 'run/gpuguard-decider'), { recursive: true, mode: 0o755 });
+    const decider = spawn(join(paths().lib, 'gpuguard'), ['decider', '--listen', join(tree, 'run/gpuguard-decider/decider.sock'), '--docker-socket', d!.socket], { env: env(), stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 100 && !existsSync(join(tree, 'run/gpuguard-decider/decider.sock')); i++) await new Promise((ok) => setTimeout(ok, 50));
+      const doc = await doctor();
+      assert.deepEqual(doc.checks.filter((c) => c.status !== 'ok'), [], 'every check ok');
+      assert.equal(doc.exit, 0);
+    } finally {
+      decider.kill('SIGTERM');
+    }
 
     // Pass-through finds the real CLIs beside the shims (docker.real, docker-compose.real) without the policy.
     const v = await runAs('alice', join(paths().bin, 'docker'), ['version', '--format', '{{.Client.Version}}'], { env: { ...env(), GPUGUARD_POLICY: '/nonexistent/policy.yaml' } });

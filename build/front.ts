@@ -28,7 +28,7 @@ import { EDITED_COMMANDS, GLOBAL_VALUE } from '../src/oci-hook/args.ts';
 import { CACHE_DIR, DEFAULT_RUNTIME_PATH } from '../src/oci-hook/real-runtime.ts';
 import { CONTAINER_ALIASES, GUARDED } from '../src/ownership/commands.ts';
 import { DEFAULT_POLICY_PATH } from '../src/policy/load.ts';
-import { DEFAULT_DECIDER_SOCKET, FRONT_WAIT_SECONDS } from '../src/decider/protocol.ts';
+import { DEFAULT_DECIDER_SOCKET, FRONT_CONNECT_SECONDS, FRONT_WAIT_SECONDS } from '../src/decider/protocol.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -154,6 +154,7 @@ export function header(t: DockerTable): string {
 #define COMPOSE_COMMAND ${c(COMPOSE_COMMAND)}
 #define DECIDER_SOCKET ${c(DEFAULT_DECIDER_SOCKET)}
 #define DECIDER_WAIT_SECONDS ${FRONT_WAIT_SECONDS}
+#define DECIDER_CONNECT_SECONDS ${FRONT_CONNECT_SECONDS}
 
 enum route { PASS = 0, GPUGUARD = 1 };
 

@@ -16,7 +16,7 @@
  * no subscription, an event, an error — means a fresh list.
  */
 import { apiGet } from '../docker/api.ts';
-import { engineFailure, listContainersOn, type ContainerSummary } from '../docker/lists.ts';
+import { engineFailure, imageLabelsOn, listContainersOn, type ContainerSummary } from '../docker/lists.ts';
 
 declare const Bun: unknown;
 
@@ -25,6 +25,7 @@ const FILTERS = encodeURIComponent(JSON.stringify({ type: { container: true }, e
 /** Event times are dockerd's clock, this is ours (the same host); the margin only costs an extra list. */
 const CLOCK_MARGIN_MS = 50;
 const RESUBSCRIBE_MS = 1000;
+const MAX_IMAGES = 10_000;
 
 /** Seconds since the epoch as dockerd's `since`/`until` take them. */
 const stamp = (ms: number) => (ms / 1000).toFixed(3);
@@ -40,7 +41,26 @@ export class ContainerListCache {
   private stopped = false;
   private abort: AbortController | undefined;
 
+  /** Image labels by id: an image id is the digest of its config, labels included, so they never change. */
+  private images = new Map<string, Record<string, string>>();
+
   constructor(readonly socket: string) {}
+
+  /** Image labels for these ids, dockerd asked only for ids not seen before. */
+  async imageLabels(ids: string[]): Promise<Map<string, Record<string, string>>> {
+    const missing = ids.filter((id) => !this.images.has(id));
+    if (missing.length) {
+      const got = await imageLabelsOn(this.socket, missing);
+      if (this.images.size + got.size > MAX_IMAGES) this.images.clear();
+      for (const [id, labels] of got) this.images.set(id, labels);
+    }
+    const out = new Map<string, Record<string, string>>();
+    for (const id of ids) {
+      const labels = this.images.get(id);
+      if (labels) out.set(id, labels);
+    }
+    return out;
+  }
 
   /** Subscribe (and re-subscribe after a break) until stop(). */
   start(): void {

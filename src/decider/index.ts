@@ -29,6 +29,7 @@ import { policyPath } from '../policy/load.ts';
 import { requestFromFlags } from '../gpu/plan.ts';
 import { clearListenPath } from '../sys/listen-path.ts';
 import { ContainerListCache } from './containers.ts';
+import { UserDb } from '../api/users.ts';
 import { DECIDER_DEADLINE_MS, DEFAULT_DECIDER_SOCKET, encodeAnswer, type Answer } from './protocol.ts';
 
 declare const Bun: {
@@ -185,6 +186,8 @@ export interface DeciderConfig {
   policyPath: string;
   /** dockerd's container list, kept current (containers.ts); without it every listing asks dockerd. */
   containers?: ContainerListCache;
+  /** The user database, answers kept a minute (as the API face keeps them); without it each call asks NSS. */
+  users?: UserDb;
 }
 
 /** One call, decided for the process that connected. Exported for the unit tests. */
@@ -219,7 +222,8 @@ export async function decideFor(cred: PeerCred, config: DeciderConfig, readProce
       handover: async (real, argv) => {
         throw new Handover(real, argv);
       },
-      ...(config.containers ? { listAllContainers: async () => config.containers!.all() } : {}),
+      ...(config.containers ? { listAllContainers: async () => config.containers!.all(), imageLabels: async (_socket: string, ids: string[]) => config.containers!.imageLabels(ids) } : {}),
+      ...(config.users ? { identity: () => config.users!.identity(cred.uid) } : {}),
     };
     // Only the daemon this decider was started for: a socket the user names is theirs to ask, not root's.
     const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env, caller));
@@ -251,7 +255,8 @@ export async function run(args: string[]): Promise<number> {
   const o = parseArgs(args);
   if (process.getuid?.() !== 0) throw new DeciderError('gpuguard decider runs as root: it reads its callers from /proc and answers for every user; start it from its service (install.sh installs it)');
   const containers = new ContainerListCache(o.dockerSocket);
-  const config: DeciderConfig = { dockerSocket: o.dockerSocket, policyPath: policyPath(process.env), containers };
+  const users = new UserDb();
+  const config: DeciderConfig = { dockerSocket: o.dockerSocket, policyPath: policyPath(process.env), containers, users };
   prepareDirectory(dirname(o.listen));
   containers.start();
   const problem = await clearListenPath(o.listen);
@@ -325,5 +330,10 @@ export async function run(args: string[]): Promise<number> {
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
+    // An admin who changed a group or an account: forget the remembered answers now (the policy is re-read when it changes).
+    process.on('SIGHUP', () => {
+      users.clear();
+      process.stderr.write('gpuguard decider: user database answers forgotten (SIGHUP)\n');
+    });
   });
 }

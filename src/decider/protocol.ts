@@ -13,6 +13,8 @@ export const DEFAULT_DECIDER_SOCKET = '/run/gpuguard-decider/decider.sock';
 
 /** How long the front waits for an answer before it runs gpuguard itself; the decider gives up sooner. */
 export const FRONT_WAIT_SECONDS = 15;
+/** How long the front waits to be let in (a decider whose backlog is full) before it runs gpuguard itself. */
+export const FRONT_CONNECT_SECONDS = 2;
 export const DECIDER_DEADLINE_MS = 10_000;
 
 export type Answer = { kind: 'exec'; stderr: string; real: string; argv: string[] } | { kind: 'exit'; stderr: string; code: number } | { kind: 'self'; why: string };

@@ -12,6 +12,7 @@ import { homedir } from 'node:os';
 import { execve } from '../sys/exec.ts';
 import type { RunScan } from './argv.ts';
 import type { ContainerSummary } from '../docker/lists.ts';
+import type { Identity } from '../policy/identity.ts';
 
 export interface Caller {
   env: NodeJS.ProcessEnv;
@@ -38,6 +39,10 @@ export interface Caller {
    * current with dockerd's events; else the guard asks dockerd.
    */
   listAllContainers?(socket: string): Promise<ContainerSummary[]>;
+  /** Image labels by image id (they never change for an id): the decider remembers them. */
+  imageLabels?(socket: string, ids: string[]): Promise<Map<string, Record<string, string>>>;
+  /** Who `uid` is: the decider keeps the answers a minute, as the API face does (src/api/users.ts). */
+  identity?(): Promise<Identity>;
   /** Become the real docker CLI: `argv` without argv[0], which stays the caller's own. */
   handover(real: string, argv: string[]): Promise<never>;
 }

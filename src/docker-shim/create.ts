@@ -50,7 +50,7 @@ export async function prepareCreate(
     now?: Date;
     dryRun?: boolean;
     /** The decider's caller (src/decider); else this process. */
-    caller?: Pick<Caller, 'uid' | 'cwd' | 'readUserFile' | 'vet'>;
+    caller?: Pick<Caller, 'uid' | 'cwd' | 'readUserFile' | 'vet' | 'identity'>;
   } = {},
 ): Promise<Prepared> {
   const scan = scanRunCreate(args, cmd.kind, cmd.flagsFrom, globals);
@@ -73,7 +73,7 @@ export async function prepareCreate(
   const gpuStart = opts.gpu
     ? undefined
     : (await import('../gpu/plan.ts')).startGpuPlan(scan.flags, policy, env, { realDocker: real, ...(target.socket ? { socket: target.socket } : {}), ...(opts.dryRun ? { dryRun: true } : {}) });
-  const who = currentIdentity(env, opts.caller?.uid);
+  const who = opts.caller?.identity ? await opts.caller.identity() : currentIdentity(env, opts.caller?.uid);
   // The user's container count is asked for by name now, while the groups (and so the quota) are read.
   const countLabel = `${labelKeys(policy.labelPrefix).user}=${who.user}`;
   const counting = target.socket && hasContainerQuota(policy) ? countContainersOnSocket(target.socket, countLabel) : undefined;

@@ -455,6 +455,9 @@ static void ask_decider(char **argv) {
   if (fd < 0) return;
   struct timeval wait = {.tv_sec = DECIDER_WAIT_SECONDS, .tv_usec = 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+  /* A full backlog (a decider that stopped accepting) blocks connect(2) for as long as SO_SNDTIMEO allows. */
+  struct timeval enter = {.tv_sec = DECIDER_CONNECT_SECONDS, .tv_usec = 0};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &enter, sizeof enter);
   if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
     close(fd);
     return;

@@ -23,6 +23,7 @@ After=docker.service
 
 [Service]
 ${o.defaultPolicy ? '' : `Environment=GPUGUARD_POLICY=${o.policy}\n`}ExecStart=${deciderCommand(o.binary)}
+ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure
 RestartSec=1
 

@@ -60,6 +60,9 @@ export interface GuardRequest {
   env?: NodeJS.ProcessEnv;
   /** The caller's real uid (the decider's caller); else this process's. */
   uid?: number;
+  /** The decider's remembered answers (src/docker-shim/caller.ts); else asked here. */
+  identity?: () => Promise<import('../policy/identity.ts').Identity>;
+  imageLabels?: (ids: string[]) => Promise<Map<string, Record<string, string>>>;
   /** Already loaded by the caller, if it has them. */
   policy?: import('../policy/schema.ts').Policy;
   actor?: import('../policy/effective.ts').EffectiveUser;
@@ -100,7 +103,7 @@ export async function guard(req: GuardRequest): Promise<GuardResult> {
     import('../policy/ownership.ts'),
   ]);
   const policy = req.policy ?? (await (await import('../policy/cache.ts')).loadPolicyCached(env)).policy;
-  const actor = req.actor ?? resolveUser(policy, currentIdentity(env, req.uid));
+  const actor = req.actor ?? resolveUser(policy, req.identity ? await req.identity() : currentIdentity(env, req.uid));
   pass = { ...pass, actor, policy };
   // Audit mode changes nothing the user sees: listings stay whole (refusals become warnings below).
   if (listing && (!listsOnlyOwn(actor, policy.docker.psFilter) || policy.mode === 'audit')) return pass;
@@ -117,7 +120,7 @@ export async function guard(req: GuardRequest): Promise<GuardResult> {
     // On a local socket without the gateway (zod): a listing runs on every `docker ps`.
     const filters = listingFilters(what, req.args);
     const lists = req.socket !== undefined ? await import('../docker/lists.ts') : undefined;
-    const reader = lists && req.socket !== undefined ? { imageLabels: (ids: string[]) => lists.imageLabelsOn(req.socket!, ids) } : await gatewayReader(req, env);
+    const reader = lists && req.socket !== undefined ? { imageLabels: req.imageLabels ?? ((ids: string[]) => lists.imageLabelsOn(req.socket!, ids)) } : await gatewayReader(req, env);
     const containers = await (req.listed ?? (lists && req.socket !== undefined ? lists.listContainersOn(req.socket, filters) : (reader as import('../docker/gateway.ts').DockerReader).listContainers(filters)));
     const { owners } = await ownersOfList(reader, containers, prefix);
     const own = containers.filter((_, i) => mayActOn(actor, owners[i]!).allow).map((c) => c.Id);
@@ -219,6 +222,8 @@ export async function guardShimCommand(args: readonly string[], g: ShimGlobals, 
     endpoint: { hosts: g.hosts, ...(g.context !== undefined ? { context: g.context } : {}), ...(g.config !== undefined ? { config: g.config } : {}) },
     env,
     uid: caller.uid,
+    ...(caller.identity ? { identity: caller.identity } : {}),
+    ...(caller.imageLabels && target.socket !== undefined ? { imageLabels: (ids: string[]) => caller.imageLabels!(target.socket!, ids) } : {}),
     policy,
     realDocker: () => findRealDocker(env, policy.docker.realPath),
     ...(listed ? { listed } : {}),

@@ -23,7 +23,7 @@ import { basename, dirname, normalize } from 'node:path';
 import { errorLine, GpuguardError, UsageError } from '../errors.ts';
 import { peerCred, type PeerCred } from '../api/sockopt.ts';
 import { Declined, type Caller, type VetPoint } from '../docker-shim/caller.ts';
-import { DEFAULT_SOCKET, scanGlobals, targetsLocalDaemon } from '../docker-shim/globals.ts';
+import { DEFAULT_SOCKET } from '../docker-shim/globals.ts';
 import type { RunScan } from '../docker-shim/argv.ts';
 import { policyPath } from '../policy/load.ts';
 import { requestFromFlags } from '../gpu/plan.ts';
@@ -95,15 +95,28 @@ function nulFields(buf: Buffer): string[] {
 
 /** argv and environment together are bounded by the caller's stack limit, which the caller sets: so are we. */
 const MAX_PROC_BYTES = 4 << 20;
+/** A docker config file is a few hundred bytes. */
+const MAX_USER_FILE_BYTES = 1 << 20;
+
+/** All of an open file, refused (declined) past `max` bytes; read in chunks (most are a few KiB). */
+function readBounded(fd: number, max: number, what: string): Buffer {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for (;;) {
+    const chunk = Buffer.allocUnsafe(64 << 10);
+    const n = readSync(fd, chunk, 0, chunk.length, null);
+    if (n <= 0) break;
+    chunks.push(chunk.subarray(0, n));
+    total += n;
+    if (total > max) throw new Declined(`${what} is larger than ${max} bytes`);
+  }
+  return Buffer.concat(chunks, total);
+}
 
 function readProcFile(path: string): Buffer {
   const fd = openSync(path, constants.O_RDONLY);
   try {
-    const buf = Buffer.alloc(MAX_PROC_BYTES + 1);
-    let got = 0;
-    for (let n; got < buf.length && (n = readSync(fd, buf, got, buf.length - got, null)) > 0; ) got += n;
-    if (got > MAX_PROC_BYTES) throw new Declined(`${path} is larger than ${MAX_PROC_BYTES} bytes`);
-    return buf.subarray(0, got);
+    return readBounded(fd, MAX_PROC_BYTES, path);
   } finally {
     closeSync(fd);
   }
@@ -143,15 +156,7 @@ function ownedFileReader(uid: number): (path: string) => string {
     try {
       const st = fstatSync(fd);
       if (!st.isFile() || st.uid !== uid) throw new Declined(`${path} is not the caller's own file`);
-      if (st.size > 1 << 20) throw new Declined(`${path} is larger than 1 MiB`);
-      const buf = Buffer.alloc(st.size);
-      let got = 0;
-      while (got < buf.length) {
-        const n = readSync(fd, buf, got, buf.length - got, got);
-        if (n <= 0) break;
-        got += n;
-      }
-      return buf.subarray(0, got).toString('utf8');
+      return readBounded(fd, MAX_USER_FILE_BYTES, path).toString('utf8');
     } finally {
       closeSync(fd);
     }
@@ -201,8 +206,7 @@ export async function decideFor(cred: PeerCred, config: DeciderConfig, readProce
     const args = proc.argv.slice(1);
     const readUserFile = ownedFileReader(cred.uid);
     const home = env.HOME && env.HOME.startsWith('/') ? env.HOME : undefined;
-    const { currentContext, main } = await import('../docker-shim/index.ts');
-    const globals = scanGlobals(args);
+    const { main } = await import('../docker-shim/index.ts');
     const stderr: string[] = [];
     const caller: Caller = {
       env,
@@ -219,15 +223,16 @@ export async function decideFor(cred: PeerCred, config: DeciderConfig, readProce
         if (point !== 'create') throw new Declined(NOT_SERVED[point]);
         if (scan) vetCreate(scan, env);
       },
+      // Only the daemon this decider was started for: a socket the user names is theirs to ask, not root's.
+      vetTarget: (target) => {
+        if (!target.local || target.socket === undefined || normalize(target.socket) !== config.dockerSocket) throw new Declined(`another daemon (${target.why})`);
+      },
       handover: async (real, argv) => {
         throw new Handover(real, argv);
       },
       ...(config.containers ? { listAllContainers: async () => config.containers!.all(), imageLabels: async (_socket: string, ids: string[]) => config.containers!.imageLabels(ids) } : {}),
       ...(config.users ? { identity: () => config.users!.identity(cred.uid) } : {}),
     };
-    // Only the daemon this decider was started for: a socket the user names is theirs to ask, not root's.
-    const target = targetsLocalDaemon(globals, env, () => currentContext(globals, env, caller));
-    if (!target.local || target.socket === undefined || normalize(target.socket) !== config.dockerSocket) throw new Declined(`another daemon (${target.why})`);
     try {
       const code = await main(args, caller);
       return { kind: 'exit', stderr: stderr.join(''), code };

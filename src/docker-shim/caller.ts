@@ -11,6 +11,7 @@
 import { homedir } from 'node:os';
 import { execve } from '../sys/exec.ts';
 import type { RunScan } from './argv.ts';
+import type { LocalTarget } from './globals.ts';
 import type { ContainerSummary } from '../docker/lists.ts';
 import type { Identity } from '../policy/identity.ts';
 
@@ -33,6 +34,8 @@ export interface Caller {
    * the decider throws {@link Declined} for what it does not serve.
    */
   vet?(point: VetPoint, scan?: RunScan): void;
+  /** The daemon the command goes to, once worked out: the decider declines any but its own. */
+  vetTarget?(target: LocalTarget): void;
   /**
    * Every container on the local daemon, for the ownership guard's
    * listings (`docker ps`): the decider answers from a list it keeps

@@ -4,7 +4,6 @@
  * pure translator, logs one event, and execs the real CLI with the result —
  * or refuses with exit 125 before anything exists.
  */
-import { readFileSync } from 'node:fs';
 import { PolicyDenied } from '../errors.ts';
 import { appendEvent } from '../events/log.ts';
 import { countContainersOnSocket, countContainersWithLabel } from '../docker/count.ts';
@@ -17,7 +16,7 @@ import { hasContainerQuota, resolveUser, type EffectiveUser } from '../policy/ef
 import { currentIdentity } from '../policy/identity.ts';
 import { labelKeys } from '../policy/labels.ts';
 import type { Policy } from '../policy/schema.ts';
-import type { Caller } from './caller.ts';
+import { processCaller, type Caller } from './caller.ts';
 import { scanRunCreate, values, type RunScan } from './argv.ts';
 import type { CreateKind, GlobalScan, LocalTarget } from './globals.ts';
 import { passThrough } from './index.ts';
@@ -57,7 +56,8 @@ export async function prepareCreate(
   if (scan.error) return { kind: 'pass', why: `docker rejects this line itself (${scan.error})`, scan };
   if (scan.help) return { kind: 'pass', why: '--help creates nothing', scan };
   if (scan.image === undefined) return { kind: 'pass', why: 'no image: docker reports the error', scan };
-  opts.caller?.vet?.('create', scan);
+  const caller = opts.caller ?? processCaller();
+  caller.vet?.('create', scan);
   let policy: Policy;
   try {
     policy = (await loadPolicyCached(env)).policy;
@@ -73,7 +73,7 @@ export async function prepareCreate(
   const gpuStart = opts.gpu
     ? undefined
     : (await import('../gpu/plan.ts')).startGpuPlan(scan.flags, policy, env, { realDocker: real, ...(target.socket ? { socket: target.socket } : {}), ...(opts.dryRun ? { dryRun: true } : {}) });
-  const who = opts.caller?.identity ? await opts.caller.identity() : currentIdentity(env, opts.caller?.uid);
+  const who = caller.identity ? await caller.identity() : currentIdentity(env, caller.uid);
   // The user's container count is asked for by name now, while the groups (and so the quota) are read.
   const countLabel = `${labelKeys(policy.labelPrefix).user}=${who.user}`;
   const counting = target.socket && hasContainerQuota(policy) ? countContainersOnSocket(target.socket, countLabel) : undefined;
@@ -81,14 +81,13 @@ export async function prepareCreate(
   const gpuPlan = opts.gpu ? opts.gpu(scan, policy, user) : gpuStart!.finish(user);
   gpuPlan.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
   // Security (policies with a `security` key): bind sources resolved here; Docker asked only for named containers and volumes.
-  const cwd = opts.caller ? opts.caller.cwd() : process.cwd();
-  const security = policy.security ? securityOf(scan, policy, user, { args, globals, target, env, real, cwd }) : undefined;
+  const security = policy.security ? securityOf(scan, policy, user, { args, globals, target, env, real, cwd: caller.cwd() }) : undefined;
   security?.catch(() => {});
 
   const labelFiles: Record<string, string> = {};
   for (const path of values(scan, 'label-file')) {
     try {
-      labelFiles[path] = opts.caller ? opts.caller.readUserFile(path) : readFileSync(path, 'utf8');
+      labelFiles[path] = caller.readUserFile(path);
     } catch {
       /* docker, as the same user, reports it */
     }

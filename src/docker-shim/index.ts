@@ -10,7 +10,7 @@ import { findRealDocker, findRealDockerFast } from '../docker/real.ts';
 import { isGuarded } from '../ownership/commands.ts';
 import { dockerRoute } from '../front/routes.ts';
 import { Declined, processCaller, type Caller } from './caller.ts';
-import { createCommand, resolveCommand, scanGlobals, targetsLocalDaemon, type GlobalScan } from './globals.ts';
+import { createCommand, resolveCommand, scanGlobals, targetsLocalDaemon, type GlobalScan, type LocalTarget } from './globals.ts';
 
 /**
  * `caller`: this process (the shim), or the front the decider answers
@@ -23,15 +23,20 @@ export async function main(args: string[], caller: Caller = processCaller()): Pr
   // The native front decides the same from argv and usually execs the real CLI itself (src/front).
   if (dockerRoute(args, globals) === 'pass') return passThrough(args, caller);
   const cmd = createCommand(args, globals);
-  const readContext = () => currentContext(globals, env, caller);
+  // The daemon the command goes to, worked out once (the config file may decide) and shown to the caller.
+  let local: LocalTarget | undefined;
+  const target = (): LocalTarget => {
+    if (local) return local;
+    local = targetsLocalDaemon(globals, env, () => currentContext(globals, env, caller));
+    caller.vetTarget?.(local);
+    return local;
+  };
   if (globals.command === 'compose' && !globals.error) {
     caller.vet?.('compose');
-    const target = targetsLocalDaemon(globals, env, readContext);
-    return (await import('./compose.ts')).composeFromDocker(args, globals, target, env);
+    return (await import('./compose.ts')).composeFromDocker(args, globals, target(), env);
   }
   if (!cmd) {
     let argv = args;
-    const target = () => targetsLocalDaemon(globals, env, readContext);
     // The guard below rewrites only ps/stats lists: the verb is the same before and after it.
     const verb = resolveCommand(args, globals);
     const container = verb !== undefined && (verb.group === undefined || verb.group === 'container');
@@ -57,12 +62,11 @@ export async function main(args: string[], caller: Caller = processCaller()): Pr
     }
     return passThrough(argv, caller);
   }
-  const target = targetsLocalDaemon(globals, env, readContext);
   if (cmd.kind === 'volume-create') {
     caller.vet?.('volume-create');
-    return (await import('./standalone.ts')).runVolumeCreate(args, globals, cmd.flagsFrom, target, env);
+    return (await import('./standalone.ts')).runVolumeCreate(args, globals, cmd.flagsFrom, target(), env);
   }
-  return (await import('./create.ts')).runCreate(args, globals, cmd, target, caller);
+  return (await import('./create.ts')).runCreate(args, globals, cmd, target(), caller);
 }
 
 /** Become the real docker CLI with argv and environment untouched. */

@@ -192,6 +192,41 @@ test('the container quota and docker ps: the same through the decider, and ps sh
   await removeAlices();
 });
 
+test('24 docker ps at once through the front with gpuguard beside it: every answer right (the decider\'s, or gpuguard\'s where the decider is busy)', async (t) => {
+  if (skip(t)) return;
+  await removeAlices();
+  for (let i = 0; i < 3; i++) assert.equal((await viaDecider(['create', '--name', `gg-par${i}`, 'bb', 'true'])).code, 0);
+  const want = (await viaShim(['ps', '-aq'])).stdout.split('\n').filter(Boolean).sort();
+  assert.equal(want.length, 3);
+  // Through the front with gpuguard beside it: a call the decider turns away (busy) is decided by gpuguard instead.
+  const all = await Promise.all(Array.from({ length: 24 }, () => runAs('alice', full, ['ps', '-aq'], { env: { ...env, GPUGUARD_DECIDER: socket }, extendEnv: false, cwd: work })));
+  for (const r of all) {
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.split('\n').filter(Boolean).sort(), want);
+  }
+  await removeAlices();
+});
+
+test('dockerd restarts under the decider (its event subscription breaks): docker ps stays right at once and a second and a half later', async (t) => {
+  if (skip(t)) return;
+  await removeAlices();
+  const before = (await viaDecider(['create', 'bb', 'true'])).stdout.trim();
+  assert.match((await viaDecider(['ps', '-aq', '--no-trunc'])).stdout, new RegExp(before));
+  await d!.restart();
+  // At once (the subscription is down: the decider lists) and after it is back.
+  for (const wait of [0, 1500]) {
+    await new Promise((r) => setTimeout(r, wait));
+    const id = (await viaDecider(['create', 'bb', 'true'])).stdout.trim();
+    assert.match(id, /^[0-9a-f]{64}$/);
+    const listed = (await viaDecider(['ps', '-aq', '--no-trunc'])).stdout;
+    assert.match(listed, new RegExp(id), `after ${wait} ms`);
+    assert.match(listed, new RegExp(before));
+    assert.equal((await viaDecider(['rm', id])).code, 0);
+    assert.doesNotMatch((await viaDecider(['ps', '-aq', '--no-trunc'])).stdout, new RegExp(id));
+  }
+  await removeAlices();
+});
+
 test('identity and place come from the kernel: GPUGUARD_USER, SUDO_USER and a claimed cwd change nothing', async (t) => {
   if (skip(t)) return;
   await removeAlices();

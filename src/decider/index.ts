@@ -24,6 +24,7 @@ import { errorLine, GpuguardError, UsageError } from '../errors.ts';
 import { peerCred, type PeerCred } from '../api/sockopt.ts';
 import { Declined, type Caller, type VetPoint } from '../docker-shim/caller.ts';
 import { DEFAULT_SOCKET } from '../docker-shim/globals.ts';
+import { main as dockerFace } from '../docker-shim/index.ts';
 import type { RunScan } from '../docker-shim/argv.ts';
 import { policyPath } from '../policy/load.ts';
 import { requestFromFlags } from '../gpu/plan.ts';
@@ -206,7 +207,6 @@ export async function decideFor(cred: PeerCred, config: DeciderConfig, readProce
     const args = proc.argv.slice(1);
     const readUserFile = ownedFileReader(cred.uid);
     const home = env.HOME && env.HOME.startsWith('/') ? env.HOME : undefined;
-    const { main } = await import('../docker-shim/index.ts');
     const stderr: string[] = [];
     const caller: Caller = {
       env,
@@ -234,7 +234,7 @@ export async function decideFor(cred: PeerCred, config: DeciderConfig, readProce
       ...(config.users ? { identity: () => config.users!.identity(cred.uid) } : {}),
     };
     try {
-      const code = await main(args, caller);
+      const code = await dockerFace(args, caller);
       return { kind: 'exit', stderr: stderr.join(''), code };
     } catch (err) {
       if (err instanceof Handover) return { kind: 'exec', stderr: stderr.join(''), real: err.real, argv: err.argv };
@@ -267,7 +267,7 @@ export async function run(args: string[]): Promise<number> {
   const problem = await clearListenPath(o.listen);
   if (problem) throw new DeciderError(`${o.listen} ${problem}; stop what is there or start the decider with --listen PATH`);
   // Warm: the face's modules are loaded once, not on the first caller's time.
-  await Promise.all([import('../docker-shim/index.ts'), import('../docker-shim/create.ts'), import('../ownership/guard.ts'), import('../docker/lists.ts'), import('../ownership/facts.ts')]);
+  await Promise.all([import('../docker-shim/create.ts'), import('../ownership/guard.ts'), import('../docker/lists.ts'), import('../ownership/facts.ts')]);
 
   let inFlight = 0;
   const reply = (s: DeciderSocket, a: Answer) => {

@@ -595,18 +595,34 @@ class Installer implements InstallSteps {
       this.out(`install: the reaper (gpuguard reap, every 5 minutes) needs cron on a host without systemd: echo '${cronLine(o)}' > /etc/cron.d/gpuguard-reap`);
       return;
     }
+    this.ensureUnits(
+      [
+        [REAP_SERVICE, reapService(o), `write the reaper's service ${REAP_SERVICE} (gpuguard reap)`],
+        [REAP_TIMER, reapTimer(), `write the reaper's timer ${REAP_TIMER} (every 5 minutes)`],
+      ],
+      TIMER_WANTS,
+      REAP_TIMER,
+      false,
+    );
+  }
+
+  /**
+   * Unit files of ours, enabled by their link in a target's wants (as
+   * `systemctl enable` makes it); on a live host `start` is (re)started
+   * when any of them changed, or when `restartAnyway`.
+   */
+  private ensureUnits(files: [name: string, text: string, what: string][], wants: string, start: string, restartAnyway: boolean): void {
     const before = this.changed;
     this.changed = false;
-    this.ensureOwnFile(this.host(join(SYSTEMD_DIR, REAP_SERVICE)), reapService(o), `write the reaper's service ${REAP_SERVICE} (gpuguard reap)`);
-    this.ensureOwnFile(this.host(join(SYSTEMD_DIR, REAP_TIMER)), reapTimer(), `write the reaper's timer ${REAP_TIMER} (every 5 minutes)`);
-    this.ensureSymlink(this.host(TIMER_WANTS), join(SYSTEMD_DIR, REAP_TIMER));
+    for (const [name, text, what] of files) this.ensureOwnFile(this.host(join(SYSTEMD_DIR, name)), text, what);
+    this.ensureSymlink(this.host(wants), join(SYSTEMD_DIR, start));
     const unitsChanged = this.changed;
     this.changed ||= before;
-    if (!unitsChanged || this.opts.root !== '/') return;
-    this.act(`start ${REAP_TIMER} (systemctl daemon-reload; systemctl restart ${REAP_TIMER})`, () => {
+    if (!(unitsChanged || restartAnyway) || this.opts.root !== '/') return;
+    this.act(`start ${start} (systemctl daemon-reload; systemctl restart ${start})`, () => {
       execFileSync('systemctl', ['daemon-reload'], { stdio: 'ignore' });
-      execFileSync('systemctl', ['restart', REAP_TIMER], { stdio: 'ignore' });
-      if (!this.state.changes.some((c) => c.kind === 'started' && c.unit === REAP_TIMER)) this.record({ kind: 'started', unit: REAP_TIMER });
+      execFileSync('systemctl', ['restart', start], { stdio: 'ignore' });
+      if (!this.state.changes.some((c) => c.kind === 'started' && c.unit === start)) this.record({ kind: 'started', unit: start });
     });
   }
 
@@ -622,19 +638,8 @@ class Installer implements InstallSteps {
       this.out(`install: the decider (docker run/create/ps without a Bun start each) needs a service manager on a host without systemd: start it as root at boot: ${o.defaultPolicy ? '' : `GPUGUARD_POLICY=${o.policy} `}${deciderCommand(o.binary)} &`);
       return;
     }
-    const before = this.changed;
-    this.changed = false;
-    this.ensureOwnFile(this.host(join(SYSTEMD_DIR, DECIDER_SERVICE)), deciderService(o), `write the decider's service ${DECIDER_SERVICE} (gpuguard decider)`);
-    this.ensureSymlink(this.host(DECIDER_WANTS), join(SYSTEMD_DIR, DECIDER_SERVICE));
-    const unitsChanged = this.changed;
-    this.changed ||= before;
-    // An upgraded binary too: the running decider would go on deciding with the old one.
-    if (!(unitsChanged || this.binaryChanged) || this.opts.root !== '/') return;
-    this.act(`start ${DECIDER_SERVICE} (systemctl daemon-reload; systemctl restart ${DECIDER_SERVICE})`, () => {
-      execFileSync('systemctl', ['daemon-reload'], { stdio: 'ignore' });
-      execFileSync('systemctl', ['restart', DECIDER_SERVICE], { stdio: 'ignore' });
-      if (!this.state.changes.some((c) => c.kind === 'started' && c.unit === DECIDER_SERVICE)) this.record({ kind: 'started', unit: DECIDER_SERVICE });
-    });
+    // An upgraded binary restarts it too: the running decider would go on deciding with the old one.
+    this.ensureUnits([[DECIDER_SERVICE, deciderService(o), `write the decider's service ${DECIDER_SERVICE} (gpuguard decider)`]], DECIDER_WANTS, DECIDER_SERVICE, this.binaryChanged);
   }
 
   /** `--restrict-host-gpu GROUP`: the NVIDIA driver's device-file options in modprobe.d. */

@@ -262,8 +262,10 @@ test('isolation: bob cannot touch alice\'s container, the admin can, docker ps s
   assert.equal(await running('a1'), false);
   const rm = await shim('dsadmin', ['rm', '-f', 'a1', 'b1']);
   assert.equal(rm.code, 0, rm.stderr);
-  const after = await d.docker(['container', 'inspect', 'a1']);
+  // By full id and by exact name: `inspect a1` also matches any other container whose id starts with a1.
+  const after = await d.docker(['container', 'inspect', a1Id]);
   assert.equal(after.code, 1, `a1 is gone: ${rm.stdout} ${rm.stderr} ${after.stdout}`);
+  assert.equal((await d.docker(['ps', '-aq', '--filter', 'name=^/a1$'])).stdout.trim(), '', 'no container named a1 is left');
 });
 
 test('a container with no known owner: only an admin may act on it', async (t) => {
